@@ -1,0 +1,161 @@
+#!/usr/bin/env bash
+# Build the sample images as real multi-arch indexes and push them to the local registry.
+#
+#   sample_images/build.sh [--force] [NAME ...]
+#
+# Every binary comes from Debian's busybox-static package for the target architecture
+# (no Docker Hub): the .debs are fetched with `apt-get download` and cached, so a later
+# run, or a partially failing `apt-get update`, does not need the network again. An image
+# whose inputs have not changed since its last push, and which the registry still has, is
+# not rebuilt.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+LOG_TAG=samples
+. "$here/../stack/lib.sh"
+
+registry=${SAMPLE_REGISTRY:-127.0.0.1:5000}
+tag=${SAMPLE_TAG:-1.0}
+cache=${MULTIARCH_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/multiarch-harness}
+debs=$cache/debs
+work=$cache/sample-build
+force=
+[ "${1:-}" = --force ] && { force=1; shift; }
+
+apt_install buildah curl
+
+# platform -> Debian architecture, from platforms.txt
+declare -A debarch
+while read -r plat arch; do
+  case "$plat" in ''|'#'*) continue;; esac
+  debarch[$plat]=$arch
+done <"$here/platforms.txt"
+
+# --- the .debs --------------------------------------------------------------------------
+fetch_debs() {
+  mkdir -p "$debs"
+  local need=() arch
+  for arch in $(printf '%s\n' "${debarch[@]}" | sort -u); do
+    compgen -G "$debs/busybox-static_*_${arch}.deb" >/dev/null || need+=("$arch")
+  done
+  [ ${#need[@]} -eq 0 ] && return 0
+  log "fetching busybox-static for: ${need[*]}"
+  local native; native=$(dpkg --print-architecture)
+  for arch in "${need[@]}"; do
+    [ "$arch" = "$native" ] || dpkg --print-foreign-architectures | grep -qx "$arch" || sudo_ dpkg --add-architecture "$arch"
+  done
+  local try
+  for try in 1 2 3; do
+    # Some per-architecture indexes fail to download now and then ("File has unexpected
+    # size", mirror sync): apt keeps the rest, so a failing update is retried, not fatal.
+    sudo_ apt-get update -qq >/dev/null 2>&1 || log "apt-get update failed in part (try $try)"
+    local left=()
+    for arch in "${need[@]}"; do
+      # apt drops privileges to _apt for downloads; a cache it cannot write into only
+      # costs a warning, so download into a scratch dir it can and move the file.
+      local tmp; tmp=$(mktemp -d); chmod 777 "$tmp"
+      if (cd "$tmp" && apt-get download -qq "busybox-static:$arch" >/dev/null 2>&1); then
+        mv "$tmp"/*.deb "$debs/"
+      else
+        left+=("$arch")
+      fi
+      rm -rf "$tmp"
+    done
+    [ ${#left[@]} -eq 0 ] && return 0
+    need=("${left[@]}")
+    sleep $((try * 3))
+  done
+  die "could not download busybox-static for ${need[*]} (apt-get download busybox-static:ARCH); check the Debian mirror in /etc/apt/sources.list*"
+}
+
+# --- the build context ----------------------------------------------------------------------
+# rootfs/<TARGETARCH><TARGETVARIANT>/ holds the right busybox for each platform, and
+# rootfs/arm/ the armhf one (what a Containerfile that ignores TARGETVARIANT picks up).
+applets="sh ash uname cat echo ls env sleep true false id test [ printf wc head tail grep sed
+  awk find gzip gunzip tar sha256sum md5sum mkdir rm cp mv ln chmod touch date seq expr tr
+  sort uniq cut od hexdump dd stat readlink which xargs yes basename dirname ps kill hostname"
+
+make_rootfs() { # dir debfile
+  local dir=$1 deb=$2 x; x=$(mktemp -d)
+  dpkg-deb -x "$deb" "$x"
+  mkdir -p "$dir/bin" "$dir/tmp" "$dir/etc"
+  install -m 0755 "$x/bin/busybox" "$dir/bin/busybox"
+  rm -rf "$x"
+  for a in $applets; do ln -sf busybox "$dir/bin/$a"; done
+  chmod 1777 "$dir/tmp"
+  printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n' >"$dir/etc/passwd"
+  printf 'root:x:0:\nnogroup:x:65534:\n' >"$dir/etc/group"
+}
+
+prepare_context() {
+  rm -rf "$work/context"; mkdir -p "$work/context/rootfs" "$work/context/vendor"
+  local plat key
+  for plat in "${!debarch[@]}"; do
+    key=${plat#linux/}; key=${key//\//}            # linux/arm/v7 -> armv7
+    make_rootfs "$work/context/rootfs/$key" "$(deb_for "${debarch[$plat]}")"
+  done
+  make_rootfs "$work/context/rootfs/arm" "$(deb_for armhf)"
+  # The "vendor tarball" a careless Containerfile adds on every platform.
+  local t; t=$(mktemp -d)
+  cp "$work/context/rootfs/amd64/bin/busybox" "$t/tool"
+  tar -C "$t" --owner=0 --group=0 -czf "$work/context/vendor/tool-linux-amd64.tar.gz" tool
+  rm -rf "$t"
+}
+
+deb_for() { compgen -G "$debs/busybox-static_*_$1.deb" | sort | tail -n 1; }
+
+# --- building and pushing ----------------------------------------------------------------
+inputs_hash() { # name
+  { cat "$here/build.sh" "$here/platforms.txt"; cat "$here/$1"/*; ls "$debs"; } | sha256sum | cut -c1-16
+}
+
+in_registry() { # repo tag
+  curl -fsI -o /dev/null \
+    -H 'Accept: application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json' \
+    "http://$registry/v2/$1/manifests/$2"
+}
+
+build_image() { # name
+  local name=$1 list="sample-$1" repo="samples/$1" stamp="$work/$1.stamp" h
+  h=$(inputs_hash "$name")
+  if [ -z "$force" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$h" ] && in_registry "$repo" "$tag"; then
+    log "$registry/$repo:$tag is up to date"
+    return 0
+  fi
+  [ -n "${context_ready:-}" ] || { prepare_context; context_ready=1; }
+  log "building $registry/$repo:$tag"
+  buildah manifest rm "$list" >/dev/null 2>&1 || true
+  buildah manifest create "$list" >/dev/null
+  local entry plain=() odd=() odd_images=()
+  for entry in $(grep -v '^#' "$here/$name/platforms"); do
+    case "$entry" in *@*) odd+=("$entry");; *) plain+=("$entry");; esac
+  done
+  local joined; joined=$(IFS=,; echo "${plain[*]}")
+  buildah build --quiet --layers=false --platform "$joined" --manifest "$list" \
+    -f "$here/$name/Containerfile" "$work/context" >/dev/null
+  # INDEX@CONFIG: built as CONFIG with INDEX's binaries, then listed in the index as INDEX.
+  for entry in "${odd[@]}"; do
+    local idx=${entry%@*} cfg=${entry#*@} key
+    key=${idx#linux/}; key=${key//\//}
+    local img="localhost/sample-$name-odd-$key"
+    buildah build --quiet --layers=false --platform "$cfg" --build-arg "BINARCH=$key" \
+      -t "$img" -f "$here/$name/Containerfile" "$work/context" >/dev/null
+    set -- $(echo "$idx" | tr / ' ')
+    buildah manifest add --os "$1" --arch "$2" ${3:+--variant "$3"} "$list" "containers-storage:$img" >/dev/null
+    odd_images+=("$img")
+  done
+  local fmt=oci; [ -f "$here/$name/format" ] && fmt=$(cat "$here/$name/format")
+  buildah manifest push --quiet --all --format "$fmt" --tls-verify=false "$list" "docker://$registry/$repo:$tag"
+  buildah manifest rm "$list" >/dev/null 2>&1 || true
+  for img in "${odd_images[@]}"; do buildah rmi "$img" >/dev/null 2>&1 || true; done
+  echo "$h" >"$stamp"
+}
+
+mkdir -p "$work"
+fetch_debs
+names=("$@")
+[ ${#names[@]} -gt 0 ] || for d in "$here"/*/; do [ -f "$d/Containerfile" ] && names+=("$(basename "$d")"); done
+for n in "${names[@]}"; do
+  [ -f "$here/$n/Containerfile" ] || die "no sample image '$n' (expected $here/$n/Containerfile)"
+  build_image "$n"
+done

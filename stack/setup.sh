@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Bring up what the harness runs against: a Docker engine, QEMU user-mode handlers in
+# binfmt_misc, and a registry on 127.0.0.1:5000. Idempotent: whatever already answers is
+# used as it is, and only what is missing is installed (Debian packages) or started.
+#
+#   stack/setup.sh            everything
+#   stack/setup.sh --check    report what is up, change nothing (exit 1 if anything is down)
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+state=${MULTIARCH_STATE_DIR:-/var/lib/multiarch-harness}
+registry_addr=127.0.0.1:5000
+
+. "$here/lib.sh"
+
+engine_up() { docker version --format '{{.Server.Version}}' >/dev/null 2>&1; }
+registry_up() { curl -fs -o /dev/null "http://$registry_addr/v2/"; }
+binfmt_up() { [ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ] && grep -q '^enabled' /proc/sys/fs/binfmt_misc/qemu-aarch64; }
+
+if [ "${1:-}" = --check ]; then
+  ok=0
+  engine_up && log "engine: up" || { log "engine: down"; ok=1; }
+  binfmt_up && log "qemu binfmt handlers: enabled" || { log "qemu binfmt handlers: missing"; ok=1; }
+  registry_up && log "registry $registry_addr: up" || { log "registry $registry_addr: down"; ok=1; }
+  exit $ok
+fi
+
+wait_for() { # what, seconds, command...
+  local what=$1 secs=$2; shift 2
+  for _ in $(seq 1 $((secs * 5))); do "$@" && return 0; sleep 0.2; done
+  die "$what did not come up within ${secs}s"
+}
+
+# --- engine ---------------------------------------------------------------------------
+if engine_up; then
+  log "engine: already answering at ${DOCKER_HOST:-unix:///var/run/docker.sock}; using it"
+else
+  [ -z "${DOCKER_HOST:-}" ] || die "DOCKER_HOST=$DOCKER_HOST does not answer; start that engine or unset DOCKER_HOST"
+  apt_install docker.io curl
+  mkdir -p "$state"
+  if ! pgrep -x dockerd >/dev/null; then
+    log "starting dockerd (log: $state/dockerd.log)"
+    sudo_ sh -c "nohup dockerd >'$state/dockerd.log' 2>&1 &"
+  fi
+  wait_for "dockerd (see $state/dockerd.log)" 60 engine_up
+  log "engine: up"
+fi
+
+# --- QEMU user-mode emulation -----------------------------------------------------------
+engine_is_local() { case "${DOCKER_HOST:-unix:///var/run/docker.sock}" in unix://*) return 0;; *) return 1;; esac; }
+if binfmt_up; then
+  log "qemu binfmt handlers: already enabled"
+elif engine_is_local; then
+  apt_install qemu-user-static binfmt-support
+  [ -e /proc/sys/fs/binfmt_misc/register ] || sudo_ mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+  sudo_ update-binfmts --enable >/dev/null 2>&1 || true
+  binfmt_up || die "qemu handlers are not registered in /proc/sys/fs/binfmt_misc (try: update-binfmts --enable)"
+  log "qemu binfmt handlers: enabled"
+else
+  log "engine is remote: emulation is whatever that engine's host provides"
+fi
+
+# --- registry -------------------------------------------------------------------------
+if registry_up; then
+  log "registry $registry_addr: already answering"
+else
+  apt_install docker-registry curl
+  mkdir -p "$state/registry"
+  log "starting registry on $registry_addr (log: $state/registry.log)"
+  sudo_ sh -c "nohup docker-registry serve '$here/registry.yml' >'$state/registry.log' 2>&1 &"
+  wait_for "registry (see $state/registry.log)" 30 registry_up
+  log "registry $registry_addr: up"
+fi
