@@ -105,6 +105,19 @@ prepare_context() {
 deb_for() { compgen -G "$debs/busybox-static_*_$1.deb" | sort | tail -n 1; }
 
 # --- building and pushing ----------------------------------------------------------------
+# buildah 1.28 writes variant v7 into the config of every FROM-scratch arm image, whatever
+# --platform says; correct the config so it states the platform it was built for.
+set_config_platform() { # image os/arch[/variant]
+  local img=$1 want=$2 have
+  have=$(buildah inspect --type image --format '{{.OCIv1.OS}}/{{.OCIv1.Architecture}}/{{.OCIv1.Variant}}' "$img")
+  [ "${have%/}" = "$want" ] && return 0
+  set -- $(echo "$want" | tr / ' ')
+  local c; c=$(buildah from --pull=never "$img" 2>/dev/null)
+  buildah config --os "$1" --arch "$2" --variant "${3:-}" "$c"
+  buildah commit --quiet "$c" "$img" >/dev/null
+  buildah rm "$c" >/dev/null
+}
+
 inputs_hash() { # name
   { cat "$here/build.sh" "$here/platforms.txt"; cat "$here/$1"/*; ls "$debs"; } | sha256sum | cut -c1-16
 }
@@ -126,28 +139,27 @@ build_image() { # name
   log "building $registry/$repo:$tag"
   buildah manifest rm "$list" >/dev/null 2>&1 || true
   buildah manifest create "$list" >/dev/null
-  local entry plain=() odd=() odd_images=()
+  local entry built=()
+  # One build per platform. An entry INDEX@CONFIG is built as CONFIG with INDEX's
+  # binaries and then listed in the index as INDEX (the mislabelled sample).
   for entry in $(grep -v '^#' "$here/$name/platforms"); do
-    case "$entry" in *@*) odd+=("$entry");; *) plain+=("$entry");; esac
-  done
-  local joined; joined=$(IFS=,; echo "${plain[*]}")
-  buildah build --quiet --layers=false --platform "$joined" --manifest "$list" \
-    -f "$here/$name/Containerfile" "$work/context" >/dev/null
-  # INDEX@CONFIG: built as CONFIG with INDEX's binaries, then listed in the index as INDEX.
-  for entry in "${odd[@]}"; do
-    local idx=${entry%@*} cfg=${entry#*@} key
-    key=${idx#linux/}; key=${key//\//}
-    local img="localhost/sample-$name-odd-$key"
-    buildah build --quiet --layers=false --platform "$cfg" --build-arg "BINARCH=$key" \
-      -t "$img" -f "$here/$name/Containerfile" "$work/context" >/dev/null
+    local idx=${entry%@*} cfg=${entry#*@} args=() img
+    if [ "$entry" != "$idx" ]; then
+      local key=${idx#linux/}; args=(--build-arg "BINARCH=${key//\//}")
+    fi
+    img="localhost/sample-$name-${idx//\//-}"
+    buildah build --quiet --layers=false --platform "$cfg" "${args[@]}" \
+      -t "$img" -f "$here/$name/Containerfile" "$work/context" >/dev/null 2>"$work/build.err" \
+      || { cat "$work/build.err" >&2; die "building $name for $cfg failed"; }
+    set_config_platform "$img" "$cfg"
     set -- $(echo "$idx" | tr / ' ')
     buildah manifest add --os "$1" --arch "$2" ${3:+--variant "$3"} "$list" "containers-storage:$img" >/dev/null
-    odd_images+=("$img")
+    built+=("$img")
   done
   local fmt=oci; [ -f "$here/$name/format" ] && fmt=$(cat "$here/$name/format")
   buildah manifest push --quiet --all --format "$fmt" --tls-verify=false "$list" "docker://$registry/$repo:$tag"
   buildah manifest rm "$list" >/dev/null 2>&1 || true
-  for img in "${odd_images[@]}"; do buildah rmi "$img" >/dev/null 2>&1 || true; done
+  buildah rmi "${built[@]}" >/dev/null 2>&1 || true
   echo "$h" >"$stamp"
 }
 

@@ -1,0 +1,112 @@
+"""Running containers of one platform's image, started with testcontainers.
+
+testcontainers' reaper (Ryuk) is an image from Docker Hub, which this harness must not
+need: it is disabled, and every container carries labels that say whose it is, so the
+harness removes its own containers (and leftovers of a crashed run) by label.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
+
+from testcontainers.core.container import DockerContainer  # noqa: E402
+
+LABEL = "io.multiarch-harness"
+LABEL_SESSION = f"{LABEL}.session"
+LABEL_IMAGE = f"{LABEL}.image"
+LABEL_PLATFORM = f"{LABEL}.platform"
+LABEL_DIGEST = f"{LABEL}.digest"
+LABEL_PID = f"{LABEL}.pid"
+
+#: Sleeps far longer than any run while staying within 32-bit time_t.
+KEEPALIVE_SECONDS = "2147483647"
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """What ``container.run(cmd)`` returns."""
+
+    __test__ = False
+
+    command: tuple[str, ...]
+    exit_code: int
+    stdout: str
+    stderr: str
+    duration_s: float
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+    def __str__(self) -> str:
+        return f"$ {shlex.join(self.command)} -> exit {self.exit_code}"
+
+
+class Container:
+    """A running container of one (image, platform), reused for many commands."""
+
+    def __init__(
+        self,
+        pinned: str,
+        platform: str,
+        *,
+        keepalive: Sequence[str],
+        labels: dict[str, str],
+        environment: dict[str, str] | None = None,
+        docker_client_kw: dict[str, Any] | None = None,
+    ) -> None:
+        self.pinned = pinned
+        self.platform = platform
+        self.command_seconds = 0.0
+        self._tc = DockerContainer(pinned, docker_client_kw=docker_client_kw)
+        for key, value in (environment or {}).items():
+            self._tc.with_env(key, value)
+        self._tc.with_kwargs(
+            entrypoint=list(keepalive),
+            labels=labels,
+            privileged=False,
+        )
+
+    def start(self) -> Container:
+        self._tc.start()
+        return self
+
+    @property
+    def id(self) -> str:
+        return self._tc.get_wrapped_container().id
+
+    def run(self, cmd: str | Sequence[str], *, user: str = "") -> CommandResult:
+        """Run a command in the container. A string is split like a shell would (no shell)."""
+        argv = tuple(shlex.split(cmd)) if isinstance(cmd, str) else tuple(cmd)
+        if not argv:
+            raise ValueError("container.run() needs a command")
+        wrapped = self._tc.get_wrapped_container()
+        start = time.perf_counter()
+        exit_code, output = wrapped.exec_run(list(argv), demux=True, user=user)
+        took = time.perf_counter() - start
+        self.command_seconds += took
+        out, err = output if isinstance(output, tuple) else (output, None)
+        return CommandResult(
+            argv,
+            exit_code if exit_code is not None else -1,
+            (out or b"").decode("utf-8", "replace"),
+            (err or b"").decode("utf-8", "replace"),
+            took,
+        )
+
+    def logs(self) -> str:
+        out, err = self._tc.get_logs()
+        return (out + err).decode("utf-8", "replace")
+
+    def stop(self) -> None:
+        try:
+            self._tc.stop(force=True)
+        except Exception:  # noqa: BLE001 - it may be gone already; the label sweep follows
+            pass

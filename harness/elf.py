@@ -1,0 +1,157 @@
+"""Reading what an ELF file was built for: header, loader, ARM architecture level.
+
+The header and program headers are parsed here directly (a few struct reads); only the
+ARM attributes section, which needs the section table, goes through pyelftools.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+from dataclasses import dataclass
+
+from elftools.common.exceptions import ELFError as _PyELFError
+from elftools.elf.elffile import ELFFile
+
+from .arch import ARM_CPU_ARCH, machine_name
+
+ELF_MAGIC = b"\x7fELF"
+EM_ARM = 40
+PT_INTERP = 3
+#: Bytes of a file read before deciding what else is needed.
+HEAD_BYTES = 64 * 1024
+
+
+class ELFError(ValueError):
+    """A file that starts like ELF but cannot be read as one."""
+
+
+@dataclass(frozen=True)
+class ELFInfo:
+    elf_class: int
+    big_endian: bool
+    machine: int
+    flags: int
+    osabi: int
+    etype: int
+    interp: str | None = None
+    arm_cpu_arch: int | None = None
+
+    @property
+    def description(self) -> str:
+        order = "MSB" if self.big_endian else "LSB"
+        out = f"ELF{self.elf_class} {order} {machine_name(self.machine)}"
+        if self.arm_cpu_arch is not None:
+            out += f" {ARM_CPU_ARCH.get(self.arm_cpu_arch, f'Tag_CPU_arch {self.arm_cpu_arch}')}"
+        return out
+
+
+@dataclass(frozen=True)
+class _Header:
+    elf_class: int
+    big_endian: bool
+    osabi: int
+    etype: int
+    machine: int
+    flags: int
+    phoff: int
+    phentsize: int
+    phnum: int
+
+
+def _header(data: bytes, name: str) -> _Header:
+    if len(data) < 52 or data[:4] != ELF_MAGIC:
+        raise ELFError(f"{name}: truncated ELF header ({len(data)} bytes)")
+    ei_class, ei_data, osabi = data[4], data[5], data[7]
+    if ei_class not in (1, 2) or ei_data not in (1, 2):
+        raise ELFError(f"{name}: invalid ELF ident (class {ei_class}, data {ei_data})")
+    end = ">" if ei_data == 2 else "<"
+    if ei_class == 2:
+        if len(data) < 64:
+            raise ELFError(f"{name}: truncated ELF64 header ({len(data)} bytes)")
+        etype, machine, _ver, _entry, phoff, _shoff, flags, _eh, phentsize, phnum = struct.unpack_from(
+            end + "HHIQQQIHHH", data, 16
+        )
+    else:
+        etype, machine, _ver, _entry, phoff, _shoff, flags, _eh, phentsize, phnum = struct.unpack_from(
+            end + "HHIIIIIHHH", data, 16
+        )
+    elf_class = 64 if ei_class == 2 else 32
+    return _Header(elf_class, ei_data == 2, osabi, etype, machine, flags, phoff, phentsize, phnum)
+
+
+def needed_bytes(head: bytes, name: str) -> int:
+    """How much of the file (from its start) :func:`parse` needs, given its first bytes.
+
+    ARM files need all of it (the attributes sit with the section table at the end);
+    others need their program headers and the loader path they point to.
+    """
+    hdr = _header(head, name)
+    if hdr.machine == EM_ARM:
+        return -1
+    need = hdr.phoff + hdr.phentsize * hdr.phnum
+    if need > len(head):
+        return need
+    try:
+        phdrs = _program_headers(head, hdr)
+    except ELFError as exc:
+        raise ELFError(f"{name}: {exc}") from exc
+    for p_type, p_offset, p_filesz in phdrs:
+        if p_type == PT_INTERP:
+            need = max(need, p_offset + p_filesz)
+    return need
+
+
+def _program_headers(data: bytes, hdr: _Header) -> list[tuple[int, int, int]]:
+    end = ">" if hdr.big_endian else "<"
+    out: list[tuple[int, int, int]] = []
+    if hdr.phnum == 0:
+        return out
+    if hdr.phnum > 4096 or hdr.phentsize < (56 if hdr.elf_class == 64 else 32):
+        raise ELFError(f"bad program header table ({hdr.phnum} x {hdr.phentsize})")
+    for i in range(hdr.phnum):
+        off = hdr.phoff + i * hdr.phentsize
+        if hdr.elf_class == 64:
+            if off + 56 > len(data):
+                break
+            p_type, _flags, p_offset, _va, _pa, p_filesz = struct.unpack_from(end + "IIQQQQ", data, off)
+        else:
+            if off + 32 > len(data):
+                break
+            p_type, p_offset, _va, _pa, p_filesz = struct.unpack_from(end + "IIIII", data, off)
+        out.append((p_type, p_offset, p_filesz))
+    return out
+
+
+def parse(data: bytes, name: str = "<elf>") -> ELFInfo:
+    """Read an ELF file's identity. ``data`` is its start (see :func:`needed_bytes`)."""
+    hdr = _header(data, name)
+    interp = None
+    try:
+        phdrs = _program_headers(data, hdr)
+    except ELFError as exc:
+        raise ELFError(f"{name}: {exc}") from exc
+    for p_type, p_offset, p_filesz in phdrs:
+        if p_type == PT_INTERP:
+            raw = data[p_offset : p_offset + p_filesz]
+            if len(raw) < p_filesz or p_filesz > 4096:
+                raise ELFError(f"{name}: PT_INTERP points outside the file")
+            interp = raw.split(b"\0", 1)[0].decode("utf-8", "replace")
+    arm_arch = _arm_cpu_arch(data, name) if hdr.machine == EM_ARM else None
+    return ELFInfo(hdr.elf_class, hdr.big_endian, hdr.machine, hdr.flags, hdr.osabi, hdr.etype, interp, arm_arch)
+
+
+def _arm_cpu_arch(data: bytes, name: str) -> int | None:
+    try:
+        elf = ELFFile(io.BytesIO(data))
+        for section in elf.iter_sections():
+            if section["sh_type"] != "SHT_ARM_ATTRIBUTES":
+                continue
+            for sub in section.iter_subsections():
+                for subsub in sub.iter_subsubsections():
+                    for attr in subsub.iter_attributes():
+                        if attr.tag == "TAG_CPU_ARCH":
+                            return int(attr.value)
+    except (_PyELFError, struct.error, ValueError, KeyError, IndexError) as exc:
+        raise ELFError(f"{name}: unreadable ARM attributes ({exc})") from exc
+    return None

@@ -1,0 +1,143 @@
+"""The container engine: its own platform, how it runs each platform, pulls by digest.
+
+The engine's platform is asked of the engine (on a Mac the engine is a Linux VM whose
+architecture need not be the laptop's). Emulation is read from binfmt_misc when the engine
+runs on this machine.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+
+from . import binfmt
+from .arch import spec_for
+from .platform import Platform
+
+NATIVE = "native"
+EMULATED = "emulated"
+UNAVAILABLE = "unavailable"
+
+INSTALL_QEMU = (
+    "install QEMU user-mode handlers: `apt-get install qemu-user-static binfmt-support` "
+    "(Debian/Ubuntu) or `docker run --privileged --rm tonistiigi/binfmt --install all`"
+)
+
+
+class EngineError(RuntimeError):
+    """The engine is unreachable or refused an operation; the message says which."""
+
+
+@dataclass(frozen=True)
+class Mode:
+    kind: str  # NATIVE, EMULATED or UNAVAILABLE
+    reason: str
+
+    @property
+    def runnable(self) -> bool:
+        return self.kind != UNAVAILABLE
+
+    @property
+    def emulated(self) -> bool:
+        return self.kind == EMULATED
+
+
+class Engine:
+    def __init__(self, base_url: str | None = None, client: docker.DockerClient | None = None) -> None:
+        self.base_url = base_url or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+        try:
+            self.client = client or docker.DockerClient(base_url=self.base_url, timeout=120)
+            info = self.client.version()
+        except docker.errors.DockerException as exc:
+            raise EngineError(
+                f"no container engine answers at {self.base_url}: {exc}. "
+                "Start one (stack/setup.sh starts dockerd here) or set DOCKER_HOST."
+            ) from exc
+        self.version = str(info.get("Version", "?"))
+        self.platform = Platform.normalized(str(info.get("Os", "linux")), str(info.get("Arch", "")))
+        self._handlers: list[binfmt.Handler] | None = None
+
+    @property
+    def description(self) -> str:
+        return f"docker {self.version} at {self.base_url}"
+
+    @property
+    def is_local(self) -> bool:
+        return self.base_url.startswith("unix://") or self.base_url.startswith("npipe://")
+
+    @property
+    def handlers(self) -> list[binfmt.Handler]:
+        if self._handlers is None:
+            self._handlers = binfmt.read_handlers() if self.is_local else []
+        return self._handlers
+
+    def mode(self, platform: Platform) -> Mode:
+        if platform in self.platform.compatible():
+            return Mode(NATIVE, f"the engine runs {self.platform}")
+        if platform.os != self.platform.os:
+            return Mode(UNAVAILABLE, f"{platform.os} images cannot run on a {self.platform.os} engine")
+        spec = spec_for(platform)
+        if spec is None:
+            return Mode(UNAVAILABLE, f"no known ELF identity for {platform}, so no emulator can be found")
+        if not self.is_local:
+            return Mode(EMULATED, f"remote engine: assuming it emulates {platform}")
+        handler = binfmt.handler_for(spec, self.handlers)
+        if handler is None:
+            return Mode(UNAVAILABLE, f"no binfmt_misc handler for {spec.description}; {INSTALL_QEMU}")
+        if not handler.enabled:
+            return Mode(UNAVAILABLE, f"binfmt_misc handler {handler.name} is disabled; run `update-binfmts --enable {handler.name}`")
+        if not handler.opens_early:
+            return Mode(
+                UNAVAILABLE,
+                f"binfmt_misc handler {handler.name} lacks the F flag, so containers cannot open "
+                f"{handler.interpreter}; {INSTALL_QEMU}",
+            )
+        return Mode(EMULATED, f"qemu via binfmt_misc handler {handler.name}")
+
+    def emulated_platforms(self, platforms: list[Platform]) -> list[Platform]:
+        return [p for p in platforms if self.mode(p).emulated]
+
+    def pull(self, pinned: str) -> None:
+        """Pull ``name@digest`` unless present. One pull per digest at a time on this machine.
+
+        The engine keeps one platform per tag, so pulls and runs always go by the
+        platform's own manifest digest.
+        """
+        lock = Path(tempfile.gettempdir()) / f"multiarch-pull-{hashlib.sha256(pinned.encode()).hexdigest()[:16]}.lock"
+        with open(lock, "w") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                self.client.images.get(pinned)
+                return
+            except docker.errors.ImageNotFound:
+                pass
+            except docker.errors.APIError as exc:
+                raise EngineError(f"inspecting {pinned}: {exc}") from exc
+            repo, _, digest = pinned.partition("@")
+            try:
+                # docker-py's images.pull ignores errors reported inside the stream.
+                for event in self.client.api.pull(repo, tag=digest, stream=True, decode=True):
+                    if isinstance(event, dict) and event.get("error"):
+                        raise EngineError(f"pulling {pinned}: {event['error']}")
+            except docker.errors.APIError as exc:
+                raise EngineError(f"pulling {pinned}: {exc.explanation or exc}") from exc
+
+    def remove_labelled(self, labels: dict[str, Any]) -> int:
+        """Remove every container carrying all of ``labels``; returns how many."""
+        filters = {"label": [f"{k}={v}" for k, v in labels.items()]}
+        removed = 0
+        for container in self.client.containers.list(all=True, filters=filters):
+            try:
+                container.remove(force=True)
+                removed += 1
+            except docker.errors.NotFound:
+                pass
+        return removed

@@ -1,0 +1,90 @@
+"""Image references: ``[registry/]repository[:tag][@digest]``, normalised like Docker."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass, replace
+
+DOCKER_HUB = "registry-1.docker.io"
+_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+_TAG = re.compile(r"^[\w][\w.-]{0,127}$")
+_REPO = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")
+
+
+class ReferenceError(ValueError):
+    """An image reference that cannot be parsed; the message names it and the fix."""
+
+
+@dataclass(frozen=True)
+class Reference:
+    registry: str
+    repository: str
+    tag: str | None = None
+    digest: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> Reference:
+        raw = text
+        text = text.strip()
+        if not text or any(c.isspace() for c in text):
+            raise ReferenceError(f"{raw!r} is not an image reference: expected [REGISTRY/]REPO[:TAG][@sha256:DIGEST]")
+        digest = None
+        if "@" in text:
+            text, digest = text.split("@", 1)
+            if not _DIGEST.match(digest):
+                raise ReferenceError(f"{raw!r}: digest {digest!r} is not sha256: followed by 64 hex digits")
+        first, sep, rest = text.partition("/")
+        if sep and ("." in first or ":" in first or first == "localhost"):
+            registry, path = first, rest
+        else:
+            registry, path = DOCKER_HUB, text
+        tag = None
+        name, colon, maybe_tag = path.rpartition(":")
+        if colon and "/" not in maybe_tag:
+            path, tag = name, maybe_tag
+            if not _TAG.match(tag):
+                raise ReferenceError(f"{raw!r}: tag {tag!r} is not valid")
+        if registry == DOCKER_HUB and "/" not in path:
+            path = "library/" + path
+        if not _REPO.match(path):
+            raise ReferenceError(f"{raw!r}: repository {path!r} is not valid (lower-case letters, digits, . _ - and /)")
+        if tag is None and digest is None:
+            tag = "latest"
+        return cls(registry, path, tag, digest)
+
+    @property
+    def name(self) -> str:
+        """``registry/repository`` as an engine spells it."""
+        if self.registry == DOCKER_HUB:
+            repo = self.repository.removeprefix("library/")
+            return f"docker.io/{repo}"
+        return f"{self.registry}/{self.repository}"
+
+    def with_digest(self, digest: str) -> Reference:
+        return replace(self, tag=None, digest=digest)
+
+    @property
+    def pinned(self) -> str:
+        """``name@digest``: what the engine pulls and runs, never a tag."""
+        if not self.digest:
+            raise ReferenceError(f"{self} has no digest")
+        return f"{self.name}@{self.digest}"
+
+    def __str__(self) -> str:
+        out = self.name
+        if self.tag:
+            out += f":{self.tag}"
+        if self.digest:
+            out += f"@{self.digest}"
+        return out
+
+    @property
+    def is_loopback(self) -> bool:
+        host = self.registry.rsplit(":", 1)[0] if not self.registry.startswith("[") else self.registry[1:].split("]")[0]
+        if host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            return False

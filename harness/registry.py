@@ -1,0 +1,195 @@
+"""A small OCI distribution client: manifests and blobs, verified and cached by digest."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import re
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from .manifest import ACCEPT, Descriptor, ImageManifest, Index, parse_manifest
+from .reference import DOCKER_HUB, Reference
+
+_RETRY_STATUS = {429, 500, 502, 503, 504}
+
+
+class RegistryError(RuntimeError):
+    """A registry that refused, failed or sent something that does not verify."""
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("MULTIARCH_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "multiarch-harness"
+    )
+    return Path(base)
+
+
+def _docker_config_auth(registry: str) -> tuple[str, str] | None:
+    """Username and password for ``registry`` from the Docker config file, if any."""
+    path = Path(os.environ.get("DOCKER_CONFIG") or os.path.expanduser("~/.docker")) / "config.json"
+    try:
+        auths = json.loads(path.read_text()).get("auths") or {}
+    except (OSError, ValueError):
+        return None
+    keys = [registry, f"https://{registry}", f"http://{registry}"]
+    if registry == DOCKER_HUB:
+        keys += ["https://index.docker.io/v1/", "docker.io", "index.docker.io"]
+    for key in keys:
+        entry = auths.get(key)
+        if entry and entry.get("auth"):
+            user, _, password = base64.b64decode(entry["auth"]).decode().partition(":")
+            return user, password
+    return None
+
+
+class Registry:
+    """Talks to any registry a reference names.
+
+    Plain http is used only for loopback registries (or every registry with
+    ``insecure=True``). Blobs land in ``cache_dir/blobs/sha256/`` only after their digest
+    verifies, written atomically so parallel workers can share the cache.
+    """
+
+    def __init__(
+        self,
+        cache_dir: Path | None = None,
+        *,
+        insecure: bool = False,
+        timeout: float = 30.0,
+        retries: int = 3,
+        session: requests.Session | None = None,
+    ) -> None:
+        self.cache_dir = cache_dir or default_cache_dir()
+        self.insecure = insecure
+        self.timeout = timeout
+        self.retries = retries
+        self.http = session or requests.Session()
+        self._tokens: dict[tuple[str, str], str] = {}
+
+    # --- plumbing ------------------------------------------------------------------------
+    def _base(self, ref: Reference) -> str:
+        scheme = "http" if (ref.is_loopback or self.insecure) else "https"
+        return f"{scheme}://{ref.registry}/v2/{ref.repository}"
+
+    def _request(self, ref: Reference, method: str, url: str, **kw: Any) -> requests.Response:
+        headers = dict(kw.pop("headers", {}))
+        last: Exception | None = None
+        for attempt in range(self.retries):
+            token = self._tokens.get((ref.registry, ref.repository))
+            if token:
+                headers["Authorization"] = token
+            try:
+                resp = self.http.request(method, url, headers=headers, timeout=self.timeout, **kw)
+            except requests.RequestException as exc:
+                last = exc
+                time.sleep(0.5 * 2**attempt)
+                continue
+            if resp.status_code == 401 and not token and self._authenticate(ref, resp):
+                continue
+            if resp.status_code in _RETRY_STATUS and attempt + 1 < self.retries:
+                resp.close()
+                delay = resp.headers.get("Retry-After", "")
+                time.sleep(min(float(delay), 30.0) if delay.isdigit() else 0.5 * 2**attempt)
+                continue
+            return resp
+        raise RegistryError(f"{ref.registry}: {method} {url} failed after {self.retries} tries: {last}")
+
+    def _authenticate(self, ref: Reference, resp: requests.Response) -> bool:
+        challenge = resp.headers.get("WWW-Authenticate", "")
+        creds = _docker_config_auth(ref.registry)
+        scheme, _, params = challenge.partition(" ")
+        if scheme.lower() == "basic":
+            if not creds:
+                raise RegistryError(
+                    f"{ref.registry} asks for a login: run `docker login {ref.registry}` "
+                    "(credentials are read from the Docker config file)"
+                )
+            raw = base64.b64encode(f"{creds[0]}:{creds[1]}".encode()).decode()
+            self._tokens[(ref.registry, ref.repository)] = f"Basic {raw}"
+            return True
+        if scheme.lower() != "bearer":
+            return False
+        fields = dict(re.findall(r'(\w+)="([^"]*)"', params))
+        realm = fields.pop("realm", "")
+        if not realm:
+            return False
+        fields.setdefault("scope", f"repository:{ref.repository}:pull")
+        auth = creds if creds else None
+        got = self.http.get(realm, params=fields, auth=auth, timeout=self.timeout)
+        if got.status_code != 200:
+            raise RegistryError(
+                f"{ref.registry}: token request for {ref.repository} refused ({got.status_code}); "
+                f"check `docker login {ref.registry}`"
+            )
+        body = got.json()
+        token = body.get("token") or body.get("access_token")
+        if not token:
+            return False
+        self._tokens[(ref.registry, ref.repository)] = f"Bearer {token}"
+        return True
+
+    # --- documents -----------------------------------------------------------------------
+    def manifest(self, ref: Reference, digest: str | None = None) -> Index | ImageManifest:
+        """The index or image manifest that ``ref`` (or ``digest`` in its repository) names."""
+        target = digest or ref.digest or ref.tag or "latest"
+        url = f"{self._base(ref)}/manifests/{target}"
+        resp = self._request(ref, "GET", url, headers={"Accept": ACCEPT})
+        where = f"{ref.name}@{target}" if target.startswith("sha256:") else f"{ref.name}:{target}"
+        if resp.status_code == 404:
+            raise RegistryError(f"{where}: not found in {ref.registry} (is the image pushed?)")
+        if resp.status_code != 200:
+            raise RegistryError(f"{where}: registry answered {resp.status_code}: {resp.text[:200]}")
+        data = resp.content
+        actual = "sha256:" + hashlib.sha256(data).hexdigest()
+        if target.startswith("sha256:") and actual != target:
+            raise RegistryError(f"{where}: manifest content hashes to {actual}, not the digest asked for")
+        return parse_manifest(data, actual, resp.headers.get("Content-Type", ""), where)
+
+    # --- blobs ---------------------------------------------------------------------------
+    def blob_path(self, ref: Reference, desc: Descriptor) -> Path:
+        """A local file holding the blob, fetched once and verified against its digest."""
+        algo, _, hexd = desc.digest.partition(":")
+        if algo != "sha256" or not re.fullmatch(r"[0-9a-f]{64}", hexd):
+            raise RegistryError(f"{ref.name}: unsupported blob digest {desc.digest!r}")
+        path = self.cache_dir / "blobs" / "sha256" / hexd
+        if path.exists():
+            return path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        url = f"{self._base(ref)}/blobs/{desc.digest}"
+        resp = self._request(ref, "GET", url, stream=True)
+        if resp.status_code != 200:
+            raise RegistryError(f"{ref.name}: blob {desc.digest} answered {resp.status_code}")
+        hasher = hashlib.sha256()
+        with _atomic(path) as out:
+            for chunk in resp.iter_content(1 << 20):
+                hasher.update(chunk)
+                out(chunk)
+            if hasher.hexdigest() != hexd:
+                raise RegistryError(
+                    f"{ref.name}: blob {desc.digest} content hashes to sha256:{hasher.hexdigest()}"
+                )
+        return path
+
+    def blob_bytes(self, ref: Reference, desc: Descriptor) -> bytes:
+        return self.blob_path(ref, desc).read_bytes()
+
+
+@contextmanager
+def _atomic(path: Path) -> Iterator[Callable[[bytes], int]]:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".partial-")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            yield fh.write
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
