@@ -25,6 +25,8 @@ MAX_LISTED = 8
 class CheckResult:
     outcome: str
     detail: str
+    #: Time spent in commands inside the container, where the check ran any.
+    command_s: float | None = None
 
     def to_json(self) -> dict[str, str]:
         return {"outcome": self.outcome, "detail": self.detail}

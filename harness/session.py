@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import threading
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from . import checks
@@ -79,11 +79,15 @@ class Harness:
         registry: Registry | None = None,
         engine: Engine | None = None,
         session_id: str | None = None,
+        pins: dict[str, str] | None = None,
     ) -> None:
         self.requested = parse_list(platforms) if isinstance(platforms, str) else platforms
         self.registry = registry or Registry()
         self._engine = engine
         self.session_id = session_id or os.environ.get("MULTIARCH_SESSION_ID") or uuid.uuid4().hex[:12]
+        #: Reference -> index digest decided elsewhere (by the xdist controller), so every
+        #: process tests the same index even if the tag moves meanwhile.
+        self.pins = dict(pins or {})
         self._plans: dict[str, ImagePlan] = {}
         self._manifests: dict[str, ImageManifest] = {}
         self._configs: dict[str, ImageConfig] = {}
@@ -113,7 +117,7 @@ class Harness:
 
     def _resolve(self, ref_text: str) -> ImagePlan:
         ref = Reference.parse(ref_text)
-        doc = self.registry.manifest(ref)
+        doc = self.registry.manifest(ref, self.pins.get(ref_text))
         notes: list[str] = []
         entries: list[tuple[Platform, str]] = []
         if isinstance(doc, Index):
@@ -183,8 +187,10 @@ class Harness:
             return CheckResult(
                 checks.FAILED,
                 f"`uname -m` exited {result.exit_code}: {(result.stderr or result.stdout).strip()[:300]}",
+                result.duration_s,
             )
-        return checks.check_uname(target.platform, self.engine.platform, target.mode.emulated, result.stdout.strip())
+        verdict = checks.check_uname(target.platform, self.engine.platform, target.mode.emulated, result.stdout.strip())
+        return replace(verdict, command_s=result.duration_s)
 
     # --- containers --------------------------------------------------------------------------
     def labels(self, target: Target | None = None) -> dict[str, str]:

@@ -1,0 +1,98 @@
+"""Options, each with one resolver: command line, then ini, then environment, then default."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import pytest
+
+from harness.platform import Platform, PlatformError, format_list, parse_list
+from harness.reference import Reference, ReferenceError
+
+
+@dataclass(frozen=True)
+class Setting:
+    value: str | list[str] | None
+    source: str  # "command line", "ini", "env NAME", "default"
+
+
+def addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("multiarch", "multi-architecture image testing")
+    group.addoption(
+        "--image",
+        action="append",
+        default=None,
+        metavar="REF",
+        help="image to test on every platform of its manifest list (repeatable). "
+        "ini: multiarch_images; env: MULTIARCH_IMAGES (comma-separated).",
+    )
+    group.addoption(
+        "--platforms",
+        default=None,
+        metavar="LIST|all",
+        help="OCI platforms to test, comma-separated (linux/amd64,linux/arm64), or 'all' for every "
+        "entry of the index (default). A requested platform missing from the index fails. "
+        "ini: multiarch_platforms; env: MULTIARCH_PLATFORMS.",
+    )
+    group.addoption(
+        "--multiarch-json",
+        default=None,
+        metavar="PATH",
+        help="write the per-platform JSON report (schema 1) to PATH. ini: multiarch_json; env: MULTIARCH_JSON.",
+    )
+    parser.addini("multiarch_images", "images to test (one per line)", type="linelist", default=[])
+    parser.addini("multiarch_platforms", "platforms to test, comma-separated, or all", default="")
+    parser.addini("multiarch_json", "path of the JSON report", default="")
+
+
+def _resolve(config: pytest.Config, opt: str, ini: str, env: str) -> Setting:
+    value = config.getoption(opt)
+    if value:
+        return Setting(value, "command line")
+    ini_value = config.getini(ini)
+    if ini_value:
+        return Setting(ini_value, "ini")
+    if os.environ.get(env):
+        return Setting(os.environ[env], f"env {env}")
+    return Setting(None, "default")
+
+
+@dataclass(frozen=True)
+class Options:
+    images: tuple[str, ...]
+    images_source: str
+    platforms: list[Platform] | None
+    platforms_source: str
+    json_path: str | None
+
+    @property
+    def platforms_text(self) -> str:
+        return "all" if self.platforms is None else format_list(self.platforms)
+
+
+def resolve(config: pytest.Config) -> Options:
+    """Read and validate every option; bad input is a usage error that says the fix."""
+    images = _resolve(config, "image", "multiarch_images", "MULTIARCH_IMAGES")
+    if isinstance(images.value, str):
+        refs = [r.strip() for r in images.value.split(",") if r.strip()]
+    else:
+        refs = [r.strip() for r in images.value or [] if r.strip()]
+    for ref in refs:
+        try:
+            Reference.parse(ref)
+        except ReferenceError as exc:
+            raise pytest.UsageError(f"--image: {exc}") from None
+    plats = _resolve(config, "platforms", "multiarch_platforms", "MULTIARCH_PLATFORMS")
+    try:
+        platforms = parse_list(str(plats.value or "all"))
+    except PlatformError as exc:
+        raise pytest.UsageError(f"--platforms ({plats.source}): {exc}") from None
+    json_path = _resolve(config, "multiarch_json", "multiarch_json", "MULTIARCH_JSON")
+    return Options(
+        tuple(dict.fromkeys(refs)),
+        images.source,
+        platforms,
+        plats.source,
+        str(json_path.value) if json_path.value else None,
+    )

@@ -1,0 +1,319 @@
+"""The pytest wiring: options, parametrisation, built-in check items, fixtures, reporting.
+
+Every process (the only one, or each xdist worker) has its own :class:`harness.Harness`.
+Outcomes travel as records in ``report.user_properties``; the controller alone folds them
+into the report, prints the matrix and writes the JSON.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from harness import Harness
+from harness.container import LABEL_SESSION
+from harness.engine import Engine, EngineError
+from harness.platform import Platform
+from harness.report import KIND_TEST, Report
+from harness.session import ImagePlan, Target
+
+from . import items as checks_, options
+
+RECORD = "multiarch"
+TARGET_FIXTURE = "multiarch_target"
+
+
+@dataclass
+class State:
+    opts: options.Options
+    session_id: str
+    is_worker: bool
+    pins: dict[str, str] = field(default_factory=dict)
+    _harness: Harness | None = None
+    targets: dict[str, Target] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def harness(self) -> Harness:
+        if self._harness is None:
+            self._harness = Harness(self.opts.platforms, session_id=self.session_id, pins=self.pins)
+        return self._harness
+
+    def plan(self, ref: str) -> ImagePlan:
+        plan = self.harness.plan(ref)
+        for target in plan.targets:
+            self.targets[target.key] = target
+        return plan
+
+
+STATE = pytest.StashKey[State]()
+REPORTER = pytest.StashKey["Reporter"]()
+COMMAND_SECONDS = pytest.StashKey[float]()
+
+
+def state_of(config: pytest.Config) -> State:
+    return config.stash[STATE]
+
+
+# --- configuration ---------------------------------------------------------------------------
+def pytest_addoption(parser: pytest.Parser) -> None:
+    options.addoption(parser)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "image(ref, ...): test on every platform of these images instead of --image"
+    )
+    config.addinivalue_line("markers", "multiarch_check: a built-in check of an (image, platform)")
+    opts = options.resolve(config)
+    workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
+    if workerinput is not None:
+        state = State(
+            opts,
+            workerinput.get("multiarch_session") or uuid.uuid4().hex[:12],
+            True,
+            dict(workerinput.get("multiarch_pins") or {}),
+        )
+    else:
+        state = State(opts, os.environ.get("MULTIARCH_SESSION_ID") or uuid.uuid4().hex[:12], False)
+        reporter = Reporter(state)
+        config.stash[REPORTER] = reporter
+        config.pluginmanager.register(reporter, "multiarch-reporter")
+    config.stash[STATE] = state
+    if config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(_XdistHooks(), "multiarch-xdist")
+
+
+class _XdistHooks:
+    """Present only with pytest-xdist: hand each worker the session and the pinned digests."""
+
+    @pytest.hookimpl
+    def pytest_configure_node(self, node: Any) -> None:
+        state = state_of(node.config)
+        node.workerinput["multiarch_session"] = state.session_id
+        pins: dict[str, str] = {}
+        for ref in state.opts.images:
+            try:
+                pins[ref] = state.plan(ref).digest
+            except Exception:  # noqa: BLE001 - the worker reports the error itself
+                continue
+        node.workerinput["multiarch_pins"] = pins
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    state = state_of(config)
+    lines = [f"multiarch: platforms {state.opts.platforms_text} (from {state.opts.platforms_source})"]
+    if state.opts.images:
+        lines.append(f"multiarch: images {', '.join(state.opts.images)} (from {state.opts.images_source})")
+    try:
+        engine = state.harness.engine
+        lines.append(f"multiarch: engine {engine.description}, platform {engine.platform}")
+    except EngineError as exc:
+        lines.append(f"multiarch: {exc}")
+    return lines
+
+
+# --- collection ------------------------------------------------------------------------------
+def _images_for(node: pytest.Item | Any, state: State) -> tuple[str, ...]:
+    refs: list[str] = []
+    for mark in node.iter_markers("image"):
+        refs.extend(str(a) for a in mark.args)
+    return tuple(dict.fromkeys(refs)) if refs else state.opts.images
+
+
+def _param_id(target_platform: str, image: str, several: bool) -> str:
+    return f"{checks_.short(image)}-{target_platform}" if several else target_platform
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if TARGET_FIXTURE not in metafunc.fixturenames:
+        return
+    state = state_of(metafunc.config)
+    refs = _images_for(metafunc.definition, state)
+    if not refs:
+        raise pytest.UsageError(
+            f"{metafunc.definition.nodeid} uses a multiarch fixture (container, platform) but names no "
+            "image: pass --image REF or mark the test with @pytest.mark.image('REF')"
+        )
+    params = []
+    for ref in refs:
+        try:
+            plan = state.plan(ref)
+        except Exception as exc:  # noqa: BLE001 - reported on the test, not as a crash
+            key = f"{ref}|unresolved"
+            state.errors[key] = f"{ref}: {exc}"
+            params.append(pytest.param(key, id=_param_id("unresolved", ref, len(refs) > 1)))
+            continue
+        for target in plan.targets:
+            marks = [pytest.mark.xdist_group(target.key)]
+            if not target.mode.runnable:
+                marks.append(pytest.mark.skip(reason=f"{target.platform} cannot run here: {target.mode.reason}"))
+            params.append(
+                pytest.param(target.key, id=_param_id(str(target.platform), ref, len(refs) > 1), marks=marks)
+            )
+    metafunc.parametrize(TARGET_FIXTURE, params, indirect=True)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    state = state_of(config)
+    refs = list(state.opts.images)
+    for item in items:
+        for ref in _images_for(item, state) if TARGET_FIXTURE in getattr(item, "fixturenames", ()) else ():
+            if ref not in refs:
+                refs.append(ref)
+    built: list[pytest.Item] = []
+    for ref in refs:
+        built.extend(checks_.for_image(session, state, ref))
+    items[:0] = built
+
+
+# --- fixtures --------------------------------------------------------------------------------
+@pytest.fixture
+def multiarch(request: pytest.FixtureRequest) -> Harness:
+    """The harness of this test process."""
+    return state_of(request.config).harness
+
+
+@pytest.fixture
+def multiarch_target(request: pytest.FixtureRequest) -> Target:
+    """The (image, platform) under test, pinned by its manifest digest."""
+    state = state_of(request.config)
+    key = request.param
+    if key in state.errors:
+        pytest.fail(state.errors[key], pytrace=False)
+    return state.targets[key]
+
+
+@pytest.fixture
+def platform(multiarch_target: Target) -> Platform:
+    """The platform under test; ``str(platform)`` is e.g. ``linux/arm64``."""
+    return multiarch_target.platform
+
+
+class TestContainer:
+    """The ``container`` fixture: a running container of the platform under test."""
+
+    __test__ = False
+
+    def __init__(self, target: Target, harness: Harness, node: pytest.Item) -> None:
+        self.target = target
+        self.platform = target.platform
+        self._harness = harness
+        self._node = node
+
+    def run(self, cmd: str | list[str], *, user: str = "") -> Any:
+        result = self._harness.container(self.target).run(cmd, user=user)
+        self._node.stash[COMMAND_SECONDS] = self._node.stash.get(COMMAND_SECONDS, 0.0) + result.duration_s
+        return result
+
+    @property
+    def id(self) -> str:
+        return self._harness.container(self.target).id
+
+    def __repr__(self) -> str:
+        return f"<container {self.target.pinned} ({self.platform})>"
+
+
+@pytest.fixture
+def container(request: pytest.FixtureRequest, multiarch_target: Target) -> Iterator[TestContainer]:
+    """A running container of the image for the current platform (started once, reused)."""
+    state = state_of(request.config)
+    try:
+        state.harness.container(multiarch_target)
+    except EngineError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    yield TestContainer(multiarch_target, state.harness, request.node)
+
+
+# --- results ---------------------------------------------------------------------------------
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    report: pytest.TestReport = yield
+    if isinstance(item, checks_.CheckItem):
+        rec = item.record(report)
+        if rec is not None:
+            report.user_properties.append((RECORD, rec))
+        return report
+    callspec = getattr(item, "callspec", None)
+    key = callspec.params.get(TARGET_FIXTURE) if callspec is not None else None
+    if key is None:
+        return report
+    state = state_of(item.config)
+    target = state.targets.get(key)
+    if target is None:
+        return report
+    detail = ""
+    if report.failed:
+        detail = _one_line(report)
+    elif report.skipped and isinstance(report.longrepr, tuple):
+        detail = str(report.longrepr[2])
+    rec = checks_.base_record(target) | {
+        "kind": KIND_TEST,
+        "name": item.nodeid,
+        "nodeid": item.nodeid,
+        "outcome": report.outcome,
+        "detail": detail,
+        "duration_s": report.duration,
+        "command_s": item.stash.get(COMMAND_SECONDS, None) if report.when == "call" else None,
+    }
+    report.user_properties.append((RECORD, rec))
+    return report
+
+
+def _one_line(report: pytest.TestReport) -> str:
+    text = report.longreprtext.strip().splitlines()
+    errors = [line[2:].strip() for line in text if line.startswith("E ")]
+    return (errors[0] if errors else (text[-1] if text else "failed"))[:300]
+
+
+class Reporter:
+    """On the controller only: folds records into the report, writes JSON, prints the matrix."""
+
+    def __init__(self, state: State) -> None:
+        self.state = state
+        self.report = Report()
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        for name, value in report.user_properties:
+            if name == RECORD:
+                self.report.add(value)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        try:
+            engine = Engine()
+            self.report.host_platform, self.report.engine = str(engine.platform), engine.description
+            # Containers of workers that died still carry this session's label.
+            engine.remove_labelled({LABEL_SESSION: self.state.session_id})
+        except EngineError:
+            self.report.engine = "unreachable"
+        if self.state.opts.json_path and self.report.images:
+            self.report.write_json(self.state.opts.json_path)
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if not self.report.images:
+            return
+        tr = terminalreporter
+        tr.section("multiarch: per-platform results")
+        tr.write_line(self.report.matrix(width=tr._tw.fullwidth, colour=tr.hasmarkup))
+        if self.state.opts.json_path:
+            tr.write_line(f"JSON report: {self.state.opts.json_path}")
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    state = state_of(session.config)
+    if state._harness is not None:
+        state._harness.close()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    reporter = config.stash.get(REPORTER, None)
+    if reporter is not None:
+        config.pluginmanager.unregister(reporter)
+        del config.stash[REPORTER]
