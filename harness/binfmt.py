@@ -46,7 +46,7 @@ class Handler:
         chunk = header[self.offset : self.offset + len(self.magic)]
         if len(chunk) < len(self.magic):
             return False
-        return all((c & m) == (g & m) for c, m, g in zip(chunk, self.mask, self.magic))
+        return all((c & m) == (g & m) for c, m, g in zip(chunk, self.mask, self.magic, strict=True))
 
     @property
     def opens_early(self) -> bool:

@@ -7,6 +7,7 @@ harness removes its own containers (and leftovers of a crashed run) by label.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import time
@@ -16,7 +17,7 @@ from typing import Any
 
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 
-from testcontainers.core.container import DockerContainer  # noqa: E402
+from testcontainers.core.container import DockerContainer
 
 LABEL = "io.multiarch-harness"
 LABEL_SESSION = f"{LABEL}.session"
@@ -80,7 +81,7 @@ class Container:
 
     @property
     def id(self) -> str:
-        return self._tc.get_wrapped_container().id
+        return str(self._tc.get_wrapped_container().id)
 
     def run(self, cmd: str | Sequence[str], *, user: str = "") -> CommandResult:
         """Run a command in the container. A string is split like a shell would (no shell)."""
@@ -106,7 +107,6 @@ class Container:
         return (out + err).decode("utf-8", "replace")
 
     def stop(self) -> None:
-        try:
+        # It may be gone already; the label sweep at the end catches what is left.
+        with contextlib.suppress(Exception):
             self._tc.stop(force=True)
-        except Exception:  # noqa: BLE001 - it may be gone already; the label sweep follows
-            pass

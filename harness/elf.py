@@ -111,13 +111,11 @@ def _program_headers(data: bytes, hdr: _Header) -> list[tuple[int, int, int]]:
         raise ELFError(f"bad program header table ({hdr.phnum} x {hdr.phentsize})")
     for i in range(hdr.phnum):
         off = hdr.phoff + i * hdr.phentsize
+        if off + (56 if hdr.elf_class == 64 else 32) > len(data):
+            raise ELFError(f"truncated program header table ({len(data)} bytes read)")
         if hdr.elf_class == 64:
-            if off + 56 > len(data):
-                break
             p_type, _flags, p_offset, _va, _pa, p_filesz = struct.unpack_from(end + "IIQQQQ", data, off)
         else:
-            if off + 32 > len(data):
-                break
             p_type, p_offset, _va, _pa, p_filesz = struct.unpack_from(end + "IIIII", data, off)
         out.append((p_type, p_offset, p_filesz))
     return out
@@ -142,16 +140,81 @@ def parse(data: bytes, name: str = "<elf>") -> ELFInfo:
 
 
 def _arm_cpu_arch(data: bytes, name: str) -> int | None:
+    """``Tag_CPU_arch`` from ``.ARM.attributes``, or None when the file has no such section.
+
+    pyelftools finds the section; the attributes themselves are read here with bounded
+    loops, because pyelftools' own attribute iterators loop forever on a zero length.
+    """
     try:
         elf = ELFFile(io.BytesIO(data))
         for section in elf.iter_sections():
-            if section["sh_type"] != "SHT_ARM_ATTRIBUTES":
-                continue
-            for sub in section.iter_subsections():
-                for subsub in sub.iter_subsubsections():
-                    for attr in subsub.iter_attributes():
-                        if attr.tag == "TAG_CPU_ARCH":
-                            return int(attr.value)
+            if section["sh_type"] == "SHT_ARM_ATTRIBUTES":
+                return _tag_cpu_arch(section.data())
     except (_PyELFError, struct.error, ValueError, KeyError, IndexError) as exc:
         raise ELFError(f"{name}: unreadable ARM attributes ({exc})") from exc
+    return None
+
+
+def _uleb(buf: bytes, pos: int, end: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        if pos >= end or shift > 63:
+            raise ValueError("ULEB128 runs past its attribute block")
+        byte = buf[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            return value, pos
+
+
+def _tag_cpu_arch(sec: bytes) -> int | None:
+    """Walk format 'A' subsections -> the "aeabi" vendor -> Tag_File -> Tag_CPU_arch (6)."""
+    if not sec or sec[0:1] != b"A":
+        raise ValueError("attributes section does not start with format 'A'")
+    pos = 1
+    while pos < len(sec):
+        if pos + 4 > len(sec):
+            raise ValueError("truncated subsection header")
+        length = int.from_bytes(sec[pos : pos + 4], "little")
+        end = pos + length
+        if length < 5 or end > len(sec):
+            raise ValueError(f"subsection length {length} does not fit the section")
+        nul = sec.find(b"\0", pos + 4, end)
+        if nul < 0:
+            raise ValueError("unterminated vendor name")
+        vendor, sub = sec[pos + 4 : nul], nul + 1
+        while vendor == b"aeabi" and sub < end:
+            tag, after = _uleb(sec, sub, end)
+            if after + 4 > end:
+                raise ValueError("truncated attribute block header")
+            size = int.from_bytes(sec[after : after + 4], "little")
+            block_end = sub + size
+            if size < 5 or block_end > end:
+                raise ValueError(f"attribute block size {size} does not fit its subsection")
+            if tag == 1:  # Tag_File: attributes of the whole file
+                found = _find_cpu_arch(sec, after + 4, block_end)
+                if found is not None:
+                    return found
+            sub = block_end
+        pos = end
+    return None
+
+
+def _find_cpu_arch(buf: bytes, pos: int, end: int) -> int | None:
+    while pos < end:
+        tag, pos = _uleb(buf, pos, end)
+        if tag == 6:
+            return _uleb(buf, pos, end)[0]
+        # Tag value types (ARM IHI 0045): 4, 5, 67 and odd tags above 32 are strings;
+        # 32 (Tag_compatibility) is a number then a string; the rest are numbers.
+        if tag == 32:
+            _, pos = _uleb(buf, pos, end)
+        if tag in (4, 5, 32, 65, 67) or (tag > 32 and tag % 2 == 1):
+            nul = buf.find(b"\0", pos, end)
+            if nul < 0:
+                raise ValueError(f"unterminated string of attribute tag {tag}")
+            pos = nul + 1
+        else:
+            _, pos = _uleb(buf, pos, end)
     return None

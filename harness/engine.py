@@ -93,7 +93,10 @@ class Engine:
         if handler is None:
             return Mode(UNAVAILABLE, f"no binfmt_misc handler for {spec.description}; {INSTALL_QEMU}")
         if not handler.enabled:
-            return Mode(UNAVAILABLE, f"binfmt_misc handler {handler.name} is disabled; run `update-binfmts --enable {handler.name}`")
+            return Mode(
+                UNAVAILABLE,
+                f"binfmt_misc handler {handler.name} is disabled; run `update-binfmts --enable {handler.name}`",
+            )
         if not handler.opens_early:
             return Mode(
                 UNAVAILABLE,

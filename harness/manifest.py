@@ -137,6 +137,4 @@ def parse_manifest(data: bytes, digest: str, content_type: str, where: str) -> I
             Descriptor.from_dict(doc["config"], where),
             tuple(Descriptor.from_dict(layer, where) for layer in doc["layers"]),
         )
-    raise DocumentError(
-        f"{where}: unsupported manifest media type {media_type!r}; supported: {ACCEPT}"
-    )
+    raise DocumentError(f"{where}: unsupported manifest media type {media_type!r}; supported: {ACCEPT}")

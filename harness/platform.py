@@ -108,9 +108,7 @@ class Platform:
     @classmethod
     def from_oci(cls, data: Mapping[str, Any]) -> Platform:
         """From an OCI ``platform`` object or an image config (``architecture``, ``os``)."""
-        return cls.normalized(
-            str(data.get("os", "")), str(data.get("architecture", "")), data.get("variant")
-        )
+        return cls.normalized(str(data.get("os", "")), str(data.get("architecture", "")), data.get("variant"))
 
     def __str__(self) -> str:
         return "/".join(p for p in (self.os, self.architecture, self.variant) if p)

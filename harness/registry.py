@@ -174,9 +174,7 @@ class Registry:
                 hasher.update(chunk)
                 out(chunk)
             if hasher.hexdigest() != hexd:
-                raise RegistryError(
-                    f"{ref.name}: blob {desc.digest} content hashes to sha256:{hasher.hexdigest()}"
-                )
+                raise RegistryError(f"{ref.name}: blob {desc.digest} content hashes to sha256:{hasher.hexdigest()}")
         return path
 
     def blob_bytes(self, ref: Reference, desc: Descriptor) -> bytes:

@@ -93,6 +93,7 @@ class Report:
 
     # --- folding records -------------------------------------------------------------------
     def add(self, rec: dict[str, Any]) -> None:
+        """Fold one record in. Test records' ``name`` is the same on every platform."""
         image = self.images.setdefault(rec["image"], ImageResult(rec["image"]))
         if rec.get("index_digest"):
             image.digest = rec["index_digest"]
@@ -159,9 +160,7 @@ class Report:
 
     @property
     def failed(self) -> bool:
-        return any(
-            i.error or i.missing or any(p.failed for p in i.platforms.values()) for i in self.images.values()
-        )
+        return any(i.error or i.missing or any(p.failed for p in i.platforms.values()) for i in self.images.values())
 
     # --- outputs ---------------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:
@@ -240,7 +239,7 @@ class Report:
         rows = self.rows()
         lines = tabulate([cells for _, cells, _ in rows], headers=headers, tablefmt="simple").splitlines()
         out = lines[:2]
-        for (failed, _, _), line in zip(rows, lines[2:]):
+        for (failed, _, _), line in zip(rows, lines[2:], strict=True):
             out.append(_paint(line, "31" if failed else "32", colour))
         caught = [(cells, why) for failed, cells, why in rows if failed and why]
         if caught:
@@ -248,9 +247,12 @@ class Report:
             out.append("What the red rows caught:")
             for cells, why in caught:
                 head = f"- {cells[0]} {cells[1]}: "
-                out.extend(_paint(x, "31", colour) for x in textwrap.wrap(
-                    head + why, width=max(width, 40), subsequent_indent="    ", break_on_hyphens=False
-                ))
+                out.extend(
+                    _paint(x, "31", colour)
+                    for x in textwrap.wrap(
+                        head + why, width=max(width, 40), subsequent_indent="    ", break_on_hyphens=False
+                    )
+                )
         return "\n".join(out)
 
 

@@ -11,6 +11,7 @@ Usable from plain Python::
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import uuid
@@ -89,6 +90,7 @@ class Harness:
         #: process tests the same index even if the tag moves meanwhile.
         self.pins = dict(pins or {})
         self._plans: dict[str, ImagePlan] = {}
+        self._plan_errors: dict[str, Exception] = {}
         self._manifests: dict[str, ImageManifest] = {}
         self._configs: dict[str, ImageConfig] = {}
         self._filesystems: dict[str, Filesystem] = {}
@@ -110,9 +112,16 @@ class Harness:
 
     # --- resolving -------------------------------------------------------------------------
     def plan(self, ref_text: str) -> ImagePlan:
+        """The platforms of ``ref_text`` to test. Resolved once; a failure is kept too."""
         with self._lock:
+            if ref_text in self._plan_errors:
+                raise self._plan_errors[ref_text]
             if ref_text not in self._plans:
-                self._plans[ref_text] = self._resolve(ref_text)
+                try:
+                    self._plans[ref_text] = self._resolve(ref_text)
+                except Exception as exc:
+                    self._plan_errors[ref_text] = exc
+                    raise
             return self._plans[ref_text]
 
     def _resolve(self, ref_text: str) -> ImagePlan:
@@ -137,9 +146,7 @@ class Harness:
         present = tuple(sorted((p for p, _ in entries), key=sort_key))
         wanted = self.requested if self.requested is not None else list(present)
         by_platform = dict(entries)
-        targets = tuple(
-            Target(ref, doc.digest, p, by_platform[p], self.mode(p)) for p in wanted if p in by_platform
-        )
+        targets = tuple(Target(ref, doc.digest, p, by_platform[p], self.mode(p)) for p in wanted if p in by_platform)
         missing = tuple(p for p in wanted if p not in by_platform)
         return ImagePlan(ref, doc.digest, isinstance(doc, Index), present, targets, missing, tuple(notes))
 
@@ -204,8 +211,7 @@ class Harness:
         sleep = fs.which("sleep", self.config(target).path_dirs)
         if sleep is None:
             raise EngineError(
-                f"{target.pinned}: the image has no `sleep` on its PATH to keep a container "
-                "running between commands"
+                f"{target.pinned}: the image has no `sleep` on its PATH to keep a container running between commands"
             )
         return [sleep, KEEPALIVE_SECONDS]
 
@@ -240,10 +246,9 @@ class Harness:
                 container.stop()
             self._containers.clear()
             if self._engine is not None:
-                try:
+                # The engine may be gone, and its containers with it.
+                with contextlib.suppress(Exception):
                     self._engine.remove_labelled({LABEL_SESSION: self.session_id, LABEL_PID: str(os.getpid())})
-                except Exception:  # noqa: BLE001 - the engine may be gone; nothing left to remove then
-                    pass
 
     def __enter__(self) -> Harness:
         return self

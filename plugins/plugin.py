@@ -22,7 +22,8 @@ from harness.platform import Platform
 from harness.report import KIND_TEST, Report
 from harness.session import ImagePlan, Target
 
-from . import items as checks_, options
+from . import items as checks_
+from . import options
 
 RECORD = "multiarch"
 TARGET_FIXTURE = "multiarch_target"
@@ -66,9 +67,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers", "image(ref, ...): test on every platform of these images instead of --image"
-    )
+    config.addinivalue_line("markers", "image(ref, ...): test on every platform of these images instead of --image")
     config.addinivalue_line("markers", "multiarch_check: a built-in check of an (image, platform)")
     opts = options.resolve(config)
     workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
@@ -100,7 +99,7 @@ class _XdistHooks:
         for ref in state.opts.images:
             try:
                 pins[ref] = state.plan(ref).digest
-            except Exception:  # noqa: BLE001 - the worker reports the error itself
+            except Exception:
                 continue
         node.workerinput["multiarch_pins"] = pins
 
@@ -133,18 +132,26 @@ def _param_id(target_platform: str, image: str, several: bool) -> str:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if TARGET_FIXTURE not in metafunc.fixturenames:
         return
+    direct = {
+        name.strip()
+        for mark in metafunc.definition.iter_markers("parametrize")
+        for name in (mark.args[0].split(",") if isinstance(mark.args[0], str) else mark.args[0])
+    }
+    if direct & {"platform", "container", TARGET_FIXTURE}:
+        return  # the test gives these values itself
     state = state_of(metafunc.config)
     refs = _images_for(metafunc.definition, state)
     if not refs:
-        raise pytest.UsageError(
+        pytest.fail(
             f"{metafunc.definition.nodeid} uses a multiarch fixture (container, platform) but names no "
-            "image: pass --image REF or mark the test with @pytest.mark.image('REF')"
+            "image: pass --image REF or mark the test with @pytest.mark.image('REF')",
+            pytrace=False,
         )
     params = []
     for ref in refs:
         try:
             plan = state.plan(ref)
-        except Exception as exc:  # noqa: BLE001 - reported on the test, not as a crash
+        except Exception as exc:
             key = f"{ref}|unresolved"
             state.errors[key] = f"{ref}: {exc}"
             params.append(pytest.param(key, id=_param_id("unresolved", ref, len(refs) > 1)))
@@ -153,9 +160,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             marks = [pytest.mark.xdist_group(target.key)]
             if not target.mode.runnable:
                 marks.append(pytest.mark.skip(reason=f"{target.platform} cannot run here: {target.mode.reason}"))
-            params.append(
-                pytest.param(target.key, id=_param_id(str(target.platform), ref, len(refs) > 1), marks=marks)
-            )
+            params.append(pytest.param(target.key, id=_param_id(str(target.platform), ref, len(refs) > 1), marks=marks))
     metafunc.parametrize(TARGET_FIXTURE, params, indirect=True)
 
 
@@ -221,14 +226,14 @@ class TestContainer:
 
 
 @pytest.fixture
-def container(request: pytest.FixtureRequest, multiarch_target: Target) -> Iterator[TestContainer]:
+def container(request: pytest.FixtureRequest, multiarch_target: Target) -> TestContainer:
     """A running container of the image for the current platform (started once, reused)."""
     state = state_of(request.config)
     try:
         state.harness.container(multiarch_target)
     except EngineError as exc:
         pytest.fail(str(exc), pytrace=False)
-    yield TestContainer(multiarch_target, state.harness, request.node)
+    return TestContainer(multiarch_target, state.harness, request.node)
 
 
 # --- results ---------------------------------------------------------------------------------
@@ -255,7 +260,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         detail = str(report.longrepr[2])
     rec = checks_.base_record(target) | {
         "kind": KIND_TEST,
-        "name": item.nodeid,
+        # The same test on every platform shares this name, which pairs them for slowdown.
+        "name": item.nodeid.replace(str(target.platform), "*"),
         "nodeid": item.nodeid,
         "outcome": report.outcome,
         "detail": detail,

@@ -1,0 +1,115 @@
+"""Small, valid ELF files made to order, for tests that need no real binaries."""
+
+from __future__ import annotations
+
+import struct
+
+
+def _uleb(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def arm_attributes(cpu_arch: int, prefix: bytes = b"") -> bytes:
+    """A ``.ARM.attributes`` section saying ``Tag_CPU_arch = cpu_arch`` after ``prefix``."""
+    attrs = prefix + b"\x06" + _uleb(cpu_arch)
+    subsub = b"\x01" + struct.pack("<I", 5 + len(attrs)) + attrs
+    sub = b"aeabi\0" + subsub
+    return b"A" + struct.pack("<I", 4 + len(sub)) + sub
+
+
+def make_elf(
+    *,
+    elf_class: int = 64,
+    big_endian: bool = False,
+    machine: int = 62,
+    flags: int = 0,
+    etype: int = 2,
+    osabi: int = 0,
+    interp: str | None = None,
+    arm_cpu_arch: int | None = None,
+    padding: int = 0,
+) -> bytes:
+    e = ">" if big_endian else "<"
+    is64 = elf_class == 64
+    ehsize, phentsize, shentsize = (64, 56, 64) if is64 else (52, 32, 40)
+    phnum = 1 if interp else 0
+    body = bytearray()
+    off = ehsize + phnum * phentsize
+    interp_off = off
+    interp_bytes = (interp.encode() + b"\0") if interp else b""
+    body += interp_bytes
+    body += b"\0" * padding
+    sections: list[tuple[bytes, int, int, int]] = []  # name, type, offset, size
+    if arm_cpu_arch is not None:
+        data = arm_attributes(arm_cpu_arch)
+        sections.append((b".ARM.attributes", 0x70000003, off + len(body), len(data)))
+        body += data
+    names = b"\0" + b"".join(n + b"\0" for n, *_ in sections) + b".shstrtab\0"
+    sections.append((b".shstrtab", 3, off + len(body), len(names)))
+    body += names
+    while (off + len(body)) % 8:
+        body += b"\0"
+    shoff = off + len(body)
+    ident = b"\x7fELF" + bytes([2 if is64 else 1, 2 if big_endian else 1, 1, osabi]) + b"\0" * 8
+    addr = "Q" if is64 else "I"
+    header = ident + struct.pack(
+        f"{e}HHI{addr}{addr}{addr}IHHHHHH",
+        etype,
+        machine,
+        1,
+        0,
+        ehsize if phnum else 0,
+        shoff,
+        flags,
+        ehsize,
+        phentsize,
+        phnum,
+        shentsize,
+        len(sections) + 1,
+        len(sections),
+    )
+    phdrs = b""
+    if interp:
+        if is64:
+            phdrs = struct.pack(f"{e}IIQQQQQQ", 3, 4, interp_off, 0, 0, len(interp_bytes), len(interp_bytes), 1)
+        else:
+            phdrs = struct.pack(f"{e}IIIIIIII", 3, interp_off, 0, 0, len(interp_bytes), len(interp_bytes), 4, 1)
+    shdrs = b"\0" * shentsize
+    for name, sh_type, sh_off, size in sections:
+        idx = names.index(name + b"\0")
+        if is64:
+            shdrs += struct.pack(f"{e}IIQQQQIIQQ", idx, sh_type, 0, 0, sh_off, size, 0, 0, 1, 0)
+        else:
+            shdrs += struct.pack(f"{e}IIIIIIIIII", idx, sh_type, 0, 0, sh_off, size, 0, 0, 1, 0)
+    return header + phdrs + bytes(body) + shdrs
+
+
+#: (elf_class, big_endian, machine, flags) of a plain executable of each platform.
+PLATFORM_ELF = {
+    "linux/amd64": (64, False, 62, 0),
+    "linux/386": (32, False, 3, 0),
+    "linux/arm64": (64, False, 183, 0),
+    "linux/arm/v7": (32, False, 40, 0x05000400),
+    "linux/arm/v6": (32, False, 40, 0x05000400),
+    "linux/arm/v5": (32, False, 40, 0x05000200),
+    "linux/ppc64le": (64, False, 21, 2),
+    "linux/s390x": (64, True, 22, 0),
+    "linux/riscv64": (64, False, 243, 5),
+    "linux/mips64le": (64, False, 8, 0),
+}
+
+
+def elf_for(platform: str, **kw: object) -> bytes:
+    cls, big, machine, flags = PLATFORM_ELF[platform]
+    arm = {"linux/arm/v7": 10, "linux/arm/v6": 6, "linux/arm/v5": 4}.get(platform)
+    params: dict[str, object] = {"elf_class": cls, "big_endian": big, "machine": machine, "flags": flags}
+    if arm is not None:
+        params["arm_cpu_arch"] = arm
+    params.update(kw)
+    return make_elf(**params)  # type: ignore[arg-type]

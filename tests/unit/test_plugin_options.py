@@ -1,0 +1,68 @@
+"""The plugin's options and collection, black-box with pytester; no engine needed."""
+
+from __future__ import annotations
+
+import pytest
+
+
+def test_platform_typo_is_a_usage_error_with_a_suggestion(pytester: pytest.Pytester):
+    pytester.makepyfile("def test_x(): pass")
+    result = pytester.runpytest_subprocess("--platforms", "linux/amd64,linux/amd46")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["*--platforms (command line): unknown platform 'linux/amd46': did you mean linux/amd64?*"]
+    )
+
+
+def test_platforms_from_ini_and_env_say_where_they_came_from(pytester: pytest.Pytester, monkeypatch):
+    pytester.makepyfile("def test_x(): pass")
+    pytester.makeini("[pytest]\nmultiarch_platforms = aarch64, linux/arm/v7\n")
+    result = pytester.runpytest_subprocess()
+    result.stdout.fnmatch_lines(["multiarch: platforms linux/arm64,linux/arm/v7 (from ini)"])
+    pytester.makeini("[pytest]\n")
+    monkeypatch.setenv("MULTIARCH_PLATFORMS", "linux/s390x")
+    result = pytester.runpytest_subprocess()
+    result.stdout.fnmatch_lines(["multiarch: platforms linux/s390x (from env MULTIARCH_PLATFORMS)"])
+    result = pytester.runpytest_subprocess("--platforms", "all")
+    result.stdout.fnmatch_lines(["multiarch: platforms all (from command line)"])
+
+
+def test_bad_image_reference_is_a_usage_error(pytester: pytest.Pytester):
+    pytester.makepyfile("def test_x(): pass")
+    result = pytester.runpytest_subprocess("--image", "Not An Image")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--image: 'Not An Image' is not an image reference*"])
+
+
+def test_container_without_an_image_says_how_to_name_one(pytester: pytest.Pytester):
+    pytester.makepyfile("def test_x(container): pass")
+    result = pytester.runpytest_subprocess()
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(["*test_x uses a multiarch fixture*pass --image REF or mark the test*"])
+    assert "Traceback" not in result.stdout.str()
+
+
+def test_plugin_is_inert_without_images(pytester: pytest.Pytester):
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.parametrize("platform", ["a", "b"])
+        def test_own_platform_argument(platform):
+            assert platform in "ab"
+
+        def test_plain():
+            pass
+        """
+    )
+    result = pytester.runpytest_subprocess()
+    result.assert_outcomes(passed=3)
+    assert "per-platform results" not in result.stdout.str()
+
+
+def test_unreachable_registry_fails_the_image_not_the_run(pytester: pytest.Pytester):
+    # Nothing listens on port 9 of loopback: the image cannot be resolved.
+    pytester.makepyfile("def test_x(container): pass")
+    result = pytester.runpytest_subprocess("--image", "127.0.0.1:9/nothing/here:1", "-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1, errors=1)
+    result.stdout.fnmatch_lines(["*127.0.0.1:9/nothing/here:1*failed after*"])
