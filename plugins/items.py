@@ -146,7 +146,8 @@ def _coverage(plan: ImagePlan) -> CheckResult:
 
 
 def for_image(session: pytest.Session, state: State, ref: str) -> list[pytest.Item]:
-    parent = ImageNode.from_parent(session, name=f"multiarch:{ref}")
+    # An explicit node id: under the session, pytest would otherwise prefix "::".
+    parent = ImageNode.from_parent(session, name=f"multiarch:{ref}", nodeid=f"multiarch:{ref}")
     try:
         plan = state.plan(ref)
     except Exception as exc:

@@ -1,0 +1,119 @@
+"""The engine tier: the real engine, QEMU handlers and registry that stack/setup.sh starts.
+
+If they do not answer, these tests are skipped here with the reason, and fail in CI.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import docker
+import pytest
+import requests
+
+from harness.container import LABEL
+
+REGISTRY = os.environ.get("SAMPLE_REGISTRY", "127.0.0.1:5000")
+SAMPLES = ("good", "amd64-tarball", "armv7-in-v6", "lost-arm64", "mislabelled")
+TOP = Path(__file__).resolve().parents[2]
+RELEASE_PLATFORMS = [
+    line.split()[0]
+    for line in (TOP / "sample_images" / "platforms.txt").read_text().splitlines()
+    if line.strip() and not line.startswith("#")
+]
+
+
+def _unavailable(why: str) -> None:
+    message = f"{why}; start the stack with stack/setup.sh (scripts/bootstrap does it all)"
+    if os.environ.get("CI"):
+        pytest.fail(f"engine tier in CI: {message}", pytrace=False)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def engine() -> docker.DockerClient:
+    try:
+        client = docker.from_env()
+        client.ping()
+    except docker.errors.DockerException as exc:
+        _unavailable(f"no container engine answers ({exc})")
+    if not Path("/proc/sys/fs/binfmt_misc/qemu-aarch64").exists():
+        _unavailable("no QEMU binfmt_misc handlers are registered")
+    return client
+
+
+@pytest.fixture(scope="session")
+def registry(engine: docker.DockerClient) -> str:
+    try:
+        requests.get(f"http://{REGISTRY}/v2/", timeout=5).raise_for_status()
+    except requests.RequestException as exc:
+        _unavailable(f"no registry answers at {REGISTRY} ({exc})")
+    return REGISTRY
+
+
+@pytest.fixture(scope="session")
+def samples(registry: str) -> dict[str, str]:
+    refs = {name: f"{registry}/samples/{name}:1.0" for name in SAMPLES}
+    for name in SAMPLES:
+        got = requests.head(
+            f"http://{registry}/v2/samples/{name}/manifests/1.0",
+            headers={"Accept": "application/vnd.oci.image.index.v1+json, "
+                     "application/vnd.docker.distribution.manifest.list.v2+json"},
+            timeout=5,
+        )
+        if got.status_code != 200:
+            _unavailable(f"sample image {refs[name]} is not in the registry (run sample_images/build.sh)")
+    return refs
+
+
+def harness_containers(client: docker.DockerClient) -> list[str]:
+    return [c.name for c in client.containers.list(all=True, filters={"label": LABEL})]
+
+
+@pytest.fixture
+def no_leftovers(engine: docker.DockerClient):
+    """Fails the test if it leaves any container with the harness's label behind."""
+    before = set(harness_containers(engine))
+    yield
+    left = set(harness_containers(engine)) - before
+    assert not left, f"containers left behind: {sorted(left)}"
+
+
+def run_plugin(where: Path, *args: str, timeout: float = 900) -> tuple[pytest.RunResult, dict]:
+    """Run pytest with the plugin in a subprocess in ``where``; returns the result and its JSON."""
+    report = where / "multiarch.json"
+    report.unlink(missing_ok=True)
+    cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--multiarch-json", str(report), *args]
+    start = time.monotonic()
+    proc = subprocess.run(cmd, cwd=where, capture_output=True, text=True, timeout=timeout, check=False)
+    result = pytest.RunResult(proc.returncode, proc.stdout.splitlines(), proc.stderr.splitlines(),
+                              time.monotonic() - start)
+    data = json.loads(report.read_text()) if report.exists() else {}
+    return result, data
+
+
+def project(tmp_path_factory: pytest.TempPathFactory, name: str, files: dict[str, str]) -> Path:
+    """A throwaway test project: its own folder, an empty ini, the given test files."""
+    where = tmp_path_factory.mktemp(name)
+    (where / "pytest.ini").write_text("[pytest]\n")
+    for filename, text in files.items():
+        (where / filename).write_text(text)
+    return where
+
+
+def by_platform(image: dict) -> dict[str, dict]:
+    return {p["platform"]: p for p in image["platforms"]}
+
+
+def image_named(data: dict, ref: str) -> dict:
+    return next(i for i in data["images"] if i["ref"] == ref)
+
+
+def engine_uname() -> str:
+    return subprocess.run(["docker", "version", "--format", "{{.Server.Arch}}"], capture_output=True,
+                          text=True, check=False).stdout.strip()
