@@ -62,8 +62,10 @@ def samples(registry: str) -> dict[str, str]:
     for name in SAMPLES:
         got = requests.head(
             f"http://{registry}/v2/samples/{name}/manifests/1.0",
-            headers={"Accept": "application/vnd.oci.image.index.v1+json, "
-                     "application/vnd.docker.distribution.manifest.list.v2+json"},
+            headers={
+                "Accept": "application/vnd.oci.image.index.v1+json, "
+                "application/vnd.docker.distribution.manifest.list.v2+json"
+            },
             timeout=5,
         )
         if got.status_code != 200:
@@ -91,8 +93,9 @@ def run_plugin(where: Path, *args: str, timeout: float = 900) -> tuple[pytest.Ru
     cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--multiarch-json", str(report), *args]
     start = time.monotonic()
     proc = subprocess.run(cmd, cwd=where, capture_output=True, text=True, timeout=timeout, check=False)
-    result = pytest.RunResult(proc.returncode, proc.stdout.splitlines(), proc.stderr.splitlines(),
-                              time.monotonic() - start)
+    result = pytest.RunResult(
+        proc.returncode, proc.stdout.splitlines(), proc.stderr.splitlines(), time.monotonic() - start
+    )
     data = json.loads(report.read_text()) if report.exists() else {}
     return result, data
 
@@ -115,5 +118,6 @@ def image_named(data: dict, ref: str) -> dict:
 
 
 def engine_uname() -> str:
-    return subprocess.run(["docker", "version", "--format", "{{.Server.Arch}}"], capture_output=True,
-                          text=True, check=False).stdout.strip()
+    return subprocess.run(
+        ["docker", "version", "--format", "{{.Server.Arch}}"], capture_output=True, text=True, check=False
+    ).stdout.strip()

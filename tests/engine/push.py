@@ -46,28 +46,44 @@ class Pusher:
         if location.startswith("/"):
             location = self.base.rsplit("/v2", 1)[0] + location
         sep = "&" if "?" in location else "?"
-        put = self.http.put(f"{location}{sep}digest={digest}", data=data, timeout=60,
-                            headers={"Content-Type": "application/octet-stream"})
+        put = self.http.put(
+            f"{location}{sep}digest={digest}",
+            data=data,
+            timeout=60,
+            headers={"Content-Type": "application/octet-stream"},
+        )
         put.raise_for_status()
         return digest
 
     def manifest(self, repo: str, ref: str, doc: dict) -> Pushed:
         data = json.dumps(doc, separators=(",", ":")).encode()
-        put = self.http.put(f"{self.base}/{repo}/manifests/{ref}", data=data, timeout=30,
-                            headers={"Content-Type": doc["mediaType"]})
+        put = self.http.put(
+            f"{self.base}/{repo}/manifests/{ref}", data=data, timeout=30, headers={"Content-Type": doc["mediaType"]}
+        )
         put.raise_for_status()
         return Pushed(doc["mediaType"], digest_of(data), len(data))
 
-    def image(self, repo: str, platform: str, files: dict[str, bytes | str], *, config_platform: str | None = None,
-              layers: list[dict[str, bytes | str]] | None = None, docker_types: bool = False) -> Pushed:
+    def image(
+        self,
+        repo: str,
+        platform: str,
+        files: dict[str, bytes | str],
+        *,
+        config_platform: str | None = None,
+        layers: list[dict[str, bytes | str]] | None = None,
+        docker_types: bool = False,
+    ) -> Pushed:
         """An image whose filesystem holds ``files`` (path -> bytes, or symlink target as str).
 
         ``config_platform`` makes the config disagree with the index entry on purpose.
         """
         os_, arch, *variant = (config_platform or platform).split("/")
-        config: dict = {"architecture": arch, "os": os_,
-                        "config": {"Env": ["PATH=/usr/local/bin:/usr/bin:/bin"], "Cmd": ["/bin/sh"]},
-                        "rootfs": {"type": "layers", "diff_ids": []}}
+        config: dict = {
+            "architecture": arch,
+            "os": os_,
+            "config": {"Env": ["PATH=/usr/local/bin:/usr/bin:/bin"], "Cmd": ["/bin/sh"]},
+            "rootfs": {"type": "layers", "diff_ids": []},
+        }
         if variant:
             config["variant"] = variant[0]
         blobs = []
@@ -75,27 +91,36 @@ class Pusher:
             raw = _tar(content)
             config["rootfs"]["diff_ids"].append(digest_of(raw))
             gz = gzip.compress(raw, mtime=0)
-            blobs.append({"mediaType": DOCKER_LAYER if docker_types else OCI_LAYER,
-                          "digest": self.blob(repo, gz), "size": len(gz)})
+            blobs.append(
+                {
+                    "mediaType": DOCKER_LAYER if docker_types else OCI_LAYER,
+                    "digest": self.blob(repo, gz),
+                    "size": len(gz),
+                }
+            )
         cfg = json.dumps(config).encode()
         doc = {
             "schemaVersion": 2,
             "mediaType": DOCKER_MANIFEST if docker_types else OCI_MANIFEST,
-            "config": {"mediaType": DOCKER_CONFIG if docker_types else OCI_CONFIG,
-                       "digest": self.blob(repo, cfg), "size": len(cfg)},
+            "config": {
+                "mediaType": DOCKER_CONFIG if docker_types else OCI_CONFIG,
+                "digest": self.blob(repo, cfg),
+                "size": len(cfg),
+            },
             "layers": blobs,
         }
         return self.manifest(repo, digest_of(json.dumps(doc, separators=(",", ":")).encode()), doc)
 
-    def index(self, repo: str, tag: str, entries: list[tuple[Pushed, str, dict | None]], *,
-              docker_types: bool = False) -> Pushed:
+    def index(
+        self, repo: str, tag: str, entries: list[tuple[Pushed, str, dict | None]], *, docker_types: bool = False
+    ) -> Pushed:
         manifests = []
-        for pushed, platform, annotations in entries:
+        for pushed, platform, notes in entries:
             os_, arch, *variant = platform.split("/")
             plat = {"architecture": arch, "os": os_} | ({"variant": variant[0]} if variant else {})
             entry = {"mediaType": pushed.media_type, "digest": pushed.digest, "size": pushed.size, "platform": plat}
-            if annotations:
-                entry["annotations"] = annotations
+            if notes:
+                entry["annotations"] = notes
             manifests.append(entry)
         doc = {"schemaVersion": 2, "mediaType": DOCKER_LIST if docker_types else OCI_INDEX, "manifests": manifests}
         return self.manifest(repo, tag, doc)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from conftest import RELEASE_PLATFORMS, TOP, by_platform, image_named, project, run_plugin
 
+from conftest import RELEASE_PLATFORMS, TOP, by_platform, image_named, project, run_plugin
 from harness.manifest import Index
 from harness.reference import Reference
 from harness.registry import Registry
@@ -57,8 +57,14 @@ def test_uname_matches_this_host_per_platform(run, samples):
     plats = by_platform(image_named(data, samples["good"]))
     says = {p: plats[p]["checks"]["uname"]["detail"].split()[3] for p in plats}
     assert says == {
-        "linux/amd64": "x86_64", "linux/386": "x86_64", "linux/arm64": "aarch64", "linux/arm/v7": "armv7l",
-        "linux/arm/v6": "armv7l", "linux/arm/v5": "armv7l", "linux/ppc64le": "ppc64le", "linux/s390x": "s390x",
+        "linux/amd64": "x86_64",
+        "linux/386": "x86_64",
+        "linux/arm64": "aarch64",
+        "linux/arm/v7": "armv7l",
+        "linux/arm/v6": "armv7l",
+        "linux/arm/v5": "armv7l",
+        "linux/ppc64le": "ppc64le",
+        "linux/s390x": "s390x",
         "linux/mips64le": "mips64",
     }
 
@@ -95,8 +101,9 @@ def test_mislabelled_config_is_caught_on_arm64_only(run, samples):
     image = image_named(data, samples["mislabelled"])
     assert checks_failing(image, "config") == {"linux/arm64"}
     assert checks_failing(image, "elf") == set()
-    assert "config says linux/amd64 but the index entry says linux/arm64" in (
-        by_platform(image)["linux/arm64"]["checks"]["config"]["detail"]
+    assert (
+        "config says linux/amd64 but the index entry says linux/arm64"
+        in (by_platform(image)["linux/arm64"]["checks"]["config"]["detail"])
     )
 
 
