@@ -39,6 +39,9 @@ else
   apt_install docker.io curl
   mkdir -p "$state"
   if ! pgrep -x dockerd >/dev/null; then
+    # A dockerd that was killed (a machine reused after a stop) leaves its pid file, and a
+    # new one refuses to start while it is there.
+    sudo_ rm -f /var/run/docker.pid
     log "starting dockerd (log: $state/dockerd.log)"
     sudo_ sh -c "nohup dockerd >'$state/dockerd.log' 2>&1 &"
   fi
