@@ -92,27 +92,23 @@ def needed_bytes(head: bytes, name: str) -> int:
     need = hdr.phoff + hdr.phentsize * hdr.phnum
     if need > len(head):
         return need
-    try:
-        phdrs = _program_headers(head, hdr)
-    except ELFError as exc:
-        raise ELFError(f"{name}: {exc}") from exc
-    for p_type, p_offset, p_filesz in phdrs:
+    for p_type, p_offset, p_filesz in _program_headers(head, hdr, name):
         if p_type == PT_INTERP:
             need = max(need, p_offset + p_filesz)
     return need
 
 
-def _program_headers(data: bytes, hdr: _Header) -> list[tuple[int, int, int]]:
+def _program_headers(data: bytes, hdr: _Header, name: str) -> list[tuple[int, int, int]]:
     end = ">" if hdr.big_endian else "<"
     out: list[tuple[int, int, int]] = []
     if hdr.phnum == 0:
         return out
     if hdr.phnum > 4096 or hdr.phentsize < (56 if hdr.elf_class == 64 else 32):
-        raise ELFError(f"bad program header table ({hdr.phnum} x {hdr.phentsize})")
+        raise ELFError(f"{name}: bad program header table ({hdr.phnum} x {hdr.phentsize})")
     for i in range(hdr.phnum):
         off = hdr.phoff + i * hdr.phentsize
         if off + (56 if hdr.elf_class == 64 else 32) > len(data):
-            raise ELFError(f"truncated program header table ({len(data)} bytes read)")
+            raise ELFError(f"{name}: truncated program header table ({len(data)} bytes read)")
         if hdr.elf_class == 64:
             p_type, _flags, p_offset, _va, _pa, p_filesz = struct.unpack_from(end + "IIQQQQ", data, off)
         else:
@@ -125,11 +121,7 @@ def parse(data: bytes, name: str = "<elf>") -> ELFInfo:
     """Read an ELF file's identity. ``data`` is its start (see :func:`needed_bytes`)."""
     hdr = _header(data, name)
     interp = None
-    try:
-        phdrs = _program_headers(data, hdr)
-    except ELFError as exc:
-        raise ELFError(f"{name}: {exc}") from exc
-    for p_type, p_offset, p_filesz in phdrs:
+    for p_type, p_offset, p_filesz in _program_headers(data, hdr, name):
         if p_type == PT_INTERP:
             raw = data[p_offset : p_offset + p_filesz]
             if len(raw) < p_filesz or p_filesz > 4096:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -107,8 +107,9 @@ class _XdistHooks:
 def pytest_report_header(config: pytest.Config) -> list[str]:
     state = state_of(config)
     lines = [f"multiarch: platforms {state.opts.platforms_text} (from {state.opts.platforms_source})"]
-    if state.opts.images:
-        lines.append(f"multiarch: images {', '.join(state.opts.images)} (from {state.opts.images_source})")
+    if not state.opts.images:
+        return lines  # no engine needed yet: a run without --image may never touch one
+    lines.append(f"multiarch: images {', '.join(state.opts.images)} (from {state.opts.images_source})")
     try:
         engine = state.harness.engine
         lines.append(f"multiarch: engine {engine.description}, platform {engine.platform}")
@@ -238,7 +239,9 @@ def container(request: pytest.FixtureRequest, multiarch_target: Target) -> TestC
 
 # --- results ---------------------------------------------------------------------------------
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report: pytest.TestReport = yield
     if isinstance(item, checks_.CheckItem):
         rec = item.record(report)
@@ -287,7 +290,7 @@ class Reporter:
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         for name, value in report.user_properties:
-            if name == RECORD:
+            if name == RECORD and isinstance(value, dict):
                 self.report.add(value)
 
     @pytest.hookimpl(trylast=True)
