@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import struct
 from dataclasses import dataclass
+from typing import Any, BinaryIO
 
 from elftools.common.exceptions import ELFError as _PyELFError
 from elftools.elf.elffile import ELFFile
@@ -26,6 +27,11 @@ class ELFError(ValueError):
     """A file that starts like ELF but cannot be read as one."""
 
 
+GO_BUILDINFO_MAGIC = b"\xff Go buildinf:"
+#: Bytes after the Go build info magic that hold the version and module info.
+GO_BUILDINFO_SPAN = 64 * 1024
+
+
 @dataclass(frozen=True)
 class ELFInfo:
     elf_class: int
@@ -36,6 +42,44 @@ class ELFInfo:
     etype: int
     interp: str | None = None
     arm_cpu_arch: int | None = None
+    #: ``build`` settings of a Go binary (GOARCH, GOARM, GOAMD64, ...), when it has them.
+    go: tuple[tuple[str, str], ...] | None = None
+
+    def to_json(self) -> dict[str, object]:
+        out: dict[str, object] = {
+            "class": self.elf_class,
+            "big": self.big_endian,
+            "machine": self.machine,
+            "flags": self.flags,
+            "osabi": self.osabi,
+            "etype": self.etype,
+        }
+        if self.interp is not None:
+            out["interp"] = self.interp
+        if self.arm_cpu_arch is not None:
+            out["arm"] = self.arm_cpu_arch
+        if self.go is not None:
+            out["go"] = [list(kv) for kv in self.go]
+        return out
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> ELFInfo:
+        go = d.get("go")
+        return cls(
+            int(d["class"]),
+            bool(d["big"]),
+            int(d["machine"]),
+            int(d["flags"]),
+            int(d["osabi"]),
+            int(d["etype"]),
+            d.get("interp"),
+            d.get("arm"),
+            tuple((str(k), str(v)) for k, v in go) if isinstance(go, list) else None,
+        )
+
+    @property
+    def go_settings(self) -> dict[str, str]:
+        return dict(self.go or ())
 
     @property
     def description(self) -> str:
@@ -117,8 +161,13 @@ def _program_headers(data: bytes, hdr: _Header, name: str) -> list[tuple[int, in
     return out
 
 
-def parse(data: bytes, name: str = "<elf>") -> ELFInfo:
-    """Read an ELF file's identity. ``data`` is its start (see :func:`needed_bytes`)."""
+def parse(data: bytes, name: str = "<elf>", *, whole: BinaryIO | None = None, go_info: bytes | None = None) -> ELFInfo:
+    """Read an ELF file's identity.
+
+    ``data`` is its start (see :func:`needed_bytes`); an ARM file's attributes are read from
+    ``whole`` (a seekable copy of the file) when given, else from ``data``. ``go_info`` is
+    the file from the Go build info magic on, when the caller found one.
+    """
     hdr = _header(data, name)
     interp = None
     for p_type, p_offset, p_filesz in _program_headers(data, hdr, name):
@@ -127,18 +176,58 @@ def parse(data: bytes, name: str = "<elf>") -> ELFInfo:
             if len(raw) < p_filesz or p_filesz > 4096:
                 raise ELFError(f"{name}: PT_INTERP points outside the file")
             interp = raw.split(b"\0", 1)[0].decode("utf-8", "replace")
-    arm_arch = _arm_cpu_arch(data, name) if hdr.machine == EM_ARM else None
-    return ELFInfo(hdr.elf_class, hdr.big_endian, hdr.machine, hdr.flags, hdr.osabi, hdr.etype, interp, arm_arch)
+    arm_arch = _arm_cpu_arch(whole or io.BytesIO(data), name) if hdr.machine == EM_ARM else None
+    if go_info is None:
+        at = data.find(GO_BUILDINFO_MAGIC)
+        go_info = data[at:] if at >= 0 else None
+    go = go_build_settings(go_info) if go_info else None
+    return ELFInfo(hdr.elf_class, hdr.big_endian, hdr.machine, hdr.flags, hdr.osabi, hdr.etype, interp, arm_arch, go)
 
 
-def _arm_cpu_arch(data: bytes, name: str) -> int | None:
+def _read_uvarint(buf: bytes, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while pos < len(buf) and shift < 64:
+        byte = buf[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, pos
+        shift += 7
+    raise ValueError("varint runs past the buffer")
+
+
+def go_build_settings(buf: bytes) -> tuple[tuple[str, str], ...] | None:
+    """``build`` settings from Go build info (Go 1.18 and newer), starting at its magic.
+
+    Layout: 14-byte magic, pointer size, flags; with flag 2 the version and the module info
+    follow inline as varint-prefixed strings at offset 32. Older layouts hold pointers into
+    the binary's data instead, and give None.
+    """
+    if not buf.startswith(GO_BUILDINFO_MAGIC) or len(buf) < 32 or not buf[15] & 2:
+        return None
+    try:
+        n, pos = _read_uvarint(buf, 32)
+        pos += n  # the Go version string
+        n, pos = _read_uvarint(buf, pos)
+    except ValueError:
+        return None
+    modinfo = buf[pos : pos + n].decode("utf-8", "replace")
+    settings = []
+    for line in modinfo.splitlines():
+        if line.startswith("build\t") and "=" in line:
+            key, _, value = line[6:].partition("=")
+            settings.append((key, value))
+    return tuple(settings)
+
+
+def _arm_cpu_arch(stream: BinaryIO, name: str) -> int | None:
     """``Tag_CPU_arch`` from ``.ARM.attributes``, or None when the file has no such section.
 
     pyelftools finds the section; the attributes themselves are read here with bounded
     loops, because pyelftools' own attribute iterators loop forever on a zero length.
     """
     try:
-        elf = ELFFile(io.BytesIO(data))
+        elf = ELFFile(stream)
         for section in elf.iter_sections():
             if section["sh_type"] == "SHT_ARM_ATTRIBUTES":
                 return _tag_cpu_arch(section.data())

@@ -1,26 +1,39 @@
-"""An image's filesystem as its layers build it, read in memory from the layer streams.
+"""An image's filesystem as its layers build it, read from the layer streams.
 
-Layers are streamed through :mod:`tarfile` in order; whiteouts and opaque directories
-remove what lower layers added. Nothing is extracted: a member's bytes are read only when
-they start like ELF, and links are resolved inside this model, never on the host.
+Each layer is streamed once through :mod:`tarfile` and summarised as a :class:`LayerIndex`:
+every path it adds (with the ELF identity of files that start like ELF), every whiteout and
+opaque directory. Indexes are cached on disk by layer digest, so a layer shared by many
+images or audited again is never decompressed twice. Replaying the indexes lowest first
+gives the flattened :class:`Filesystem`. Nothing is extracted: member bytes are read in
+bounded chunks, large ARM files (whose attributes sit near their end) are buffered in a
+temporary file the harness owns, and links are resolved inside this model, never on the
+host.
 """
 
 from __future__ import annotations
 
+import gzip
+import json
+import os
 import posixpath
 import tarfile
+import tempfile
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from . import elf
 
 WHITEOUT = ".wh."
 OPAQUE = ".wh..wh..opq"
 MAX_LINK_HOPS = 40
-#: A file larger than this is not read even if it is ELF (its header still is).
-MAX_ELF_BYTES = 1 << 30
+CHUNK = 1 << 20
+#: ARM files up to this size are kept in memory to read their attributes; larger ones are
+#: buffered in a temporary file, so memory stays bounded whatever the image holds.
+SPOOL_IN_MEMORY = 16 << 20
+#: Bump when what an index records changes: old cache entries are then ignored.
+INDEX_FORMAT = 2
 
 
 class LayerError(ValueError):
@@ -34,6 +47,35 @@ class Node:
     elf: elf.ELFInfo | None = None
     elf_error: str | None = None
     size: int = 0
+
+    def to_json(self) -> list[Any]:
+        return [self.kind, self.target, self.elf.to_json() if self.elf else None, self.elf_error, self.size]
+
+    @classmethod
+    def from_json(cls, d: list[Any]) -> Node:
+        return cls(d[0], d[1], elf.ELFInfo.from_json(d[2]) if d[2] else None, d[3], d[4])
+
+
+FILE = Node("file")
+DIR = Node("dir")
+
+
+@dataclass
+class LayerIndex:
+    """What one layer does, in order: ("add", path, node), ("hardlink", path, source),
+    ("whiteout", path) and ("opaque", dir)."""
+
+    ops: list[tuple[Any, ...]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        ops = [[op[0], op[1], op[2].to_json()] if op[0] == "add" else list(op) for op in self.ops]
+        return {"format": INDEX_FORMAT, "ops": ops, "notes": self.notes}
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> LayerIndex:
+        ops = [("add", o[1], Node.from_json(o[2])) if o[0] == "add" else tuple(o) for o in doc["ops"]]
+        return cls(ops, list(doc.get("notes", [])))
 
 
 def clean(name: str) -> str | None:
@@ -51,22 +93,194 @@ def clean(name: str) -> str | None:
     return "/" + "/".join(parts)
 
 
+# --- reading one layer ----------------------------------------------------------------------
+class _Prefixed:
+    """A reader that gives back the bytes already read to sniff the format, then the rest."""
+
+    def __init__(self, prefix: bytes, fh: Any) -> None:
+        self.prefix, self.fh = prefix, fh
+
+    def read(self, n: int = -1) -> bytes:
+        if not self.prefix:
+            return bytes(self.fh.read(n))
+        if n < 0:
+            out, self.prefix = self.prefix + bytes(self.fh.read()), b""
+            return out
+        out, self.prefix = self.prefix[:n], self.prefix[n:]
+        return out + (bytes(self.fh.read(n - len(out))) if len(out) < n else b"")
+
+
+def open_decompressed(fh: Any, label: str) -> Any:
+    """The layer's tar stream, whatever its compression (gzip, zstd or none). ``fh`` needs
+    only ``read``: streams that cannot seek (``docker save``) work too."""
+    magic = fh.read(4)
+    fh = _Prefixed(magic, fh)
+    if magic[:2] == b"\x1f\x8b":
+        return gzip.GzipFile(fileobj=fh, mode="rb")
+    if magic == b"\x28\xb5\x2f\xfd":
+        try:
+            import zstandard
+        except ImportError as exc:  # pragma: no cover - a declared dependency
+            raise LayerError(f"layer {label} is zstd-compressed: install the zstandard package") from exc
+        return zstandard.ZstdDecompressor().stream_reader(fh)
+    return fh
+
+
+def index_layer(stream: IO[bytes], label: str, spool_dir: str | None = None) -> LayerIndex:
+    index = LayerIndex()
+    try:
+        with tarfile.open(fileobj=stream, mode="r|", bufsize=CHUNK) as tar:
+            for member in tar:
+                _index_member(tar, member, label, index, spool_dir)
+    except (tarfile.TarError, OSError, EOFError, ValueError) as exc:
+        raise LayerError(f"layer {label}: not a readable tar stream ({exc})") from exc
+    return index
+
+
+def _index_member(
+    tar: tarfile.TarFile, m: tarfile.TarInfo, label: str, index: LayerIndex, spool_dir: str | None
+) -> None:
+    path = clean(m.name)
+    if path is None:
+        index.notes.append(f"layer {label}: ignored {m.name!r}, which points outside the image root")
+        return
+    parent, base = posixpath.split(path)
+    if base == OPAQUE:
+        index.ops.append(("opaque", parent))
+    elif base.startswith(WHITEOUT):
+        index.ops.append(("whiteout", posixpath.join(parent, base[len(WHITEOUT) :])))
+    elif m.isdir():
+        index.ops.append(("add", path, DIR))
+    elif m.issym():
+        index.ops.append(("add", path, Node("symlink", target=m.linkname)))
+    elif m.islnk():
+        index.ops.append(("hardlink", path, clean(m.linkname)))
+    elif m.isreg():
+        index.ops.append(("add", path, _read_file(tar, m, path, spool_dir)))
+    else:
+        index.ops.append(("add", path, Node("other")))
+
+
+def _read_file(tar: tarfile.TarFile, m: tarfile.TarInfo, path: str, spool_dir: str | None) -> Node:
+    if m.size < 52:
+        return Node("file", size=m.size)
+    fh = tar.extractfile(m)
+    if fh is None:
+        return Node("file", size=m.size)
+    head = bytearray(fh.read(elf.HEAD_BYTES))
+    if head[:4] != elf.ELF_MAGIC:
+        return Node("file", size=m.size)  # tarfile skips the rest without our reading it
+    try:
+        need = elf.needed_bytes(bytes(head), path)
+        whole: Any = None
+        if need == -1:  # ARM: the attributes section may be anywhere up to the end
+            whole = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY, dir=spool_dir)  # noqa: SIM115
+            whole.write(head)
+        go_info = _scan(fh, head, need, whole)
+        if need > len(head):
+            raise elf.ELFError(f"{path}: file ends before its program headers ({m.size} bytes)")
+        if whole is not None:
+            whole.seek(0)
+        try:
+            return Node("file", elf=elf.parse(bytes(head), path, whole=whole, go_info=go_info), size=m.size)
+        finally:
+            if whole is not None:
+                whole.close()
+    except elf.ELFError as exc:
+        return Node("file", elf_error=str(exc), size=m.size)
+
+
+def _scan(fh: IO[bytes], head: bytearray, need: int, whole: Any) -> bytes | None:
+    """Read the rest of the file in chunks: extend ``head`` to ``need`` bytes, copy into
+    ``whole``, and return the Go build info if its magic turns up."""
+    magic = elf.GO_BUILDINFO_MAGIC
+    at = head.find(magic)
+    go = bytearray(head[at:]) if at >= 0 else None
+    tail = bytes(head[-(len(magic) - 1) :])
+    extra = bytearray()
+    while True:
+        chunk = fh.read(CHUNK)
+        if not chunk:
+            break
+        if whole is not None:
+            whole.write(chunk)
+        if need > len(head) + len(extra):
+            extra += chunk[: need - len(head) - len(extra)]
+        if go is None:
+            window = tail + chunk
+            at = window.find(magic)
+            if at >= 0:
+                go = bytearray(window[at:])
+            tail = window[-(len(magic) - 1) :]
+        elif len(go) < elf.GO_BUILDINFO_SPAN:
+            go += chunk[: elf.GO_BUILDINFO_SPAN - len(go)]
+    head += extra
+    return bytes(go[: elf.GO_BUILDINFO_SPAN]) if go is not None else None
+
+
+# --- the cache ------------------------------------------------------------------------------
+class IndexCache:
+    """Layer indexes on disk, by layer digest. Writes are atomic: workers may share it."""
+
+    def __init__(self, root: Path | None) -> None:
+        self.root = root
+
+    def _path(self, digest: str) -> Path | None:
+        if self.root is None or not digest.startswith("sha256:"):
+            return None
+        return self.root / "layer-index" / f"v{INDEX_FORMAT}-{digest[7:]}.json"
+
+    def get(self, digest: str) -> LayerIndex | None:
+        path = self._path(digest)
+        if path is None or not path.exists():
+            return None
+        try:
+            doc = json.loads(path.read_text())
+            return LayerIndex.from_json(doc) if doc.get("format") == INDEX_FORMAT else None
+        except (OSError, ValueError, KeyError, TypeError, IndexError):
+            return None  # a damaged entry is rebuilt
+
+    def put(self, digest: str, index: LayerIndex) -> None:
+        path = self._path(digest)
+        if path is None:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".partial-")
+        with os.fdopen(fd, "w") as fh:
+            json.dump(index.to_json(), fh, separators=(",", ":"))
+        os.replace(tmp, path)
+
+
+# --- the flattened filesystem ---------------------------------------------------------------
 class Filesystem:
     """Paths of the flattened image and what each one is."""
 
     def __init__(self) -> None:
-        self.nodes: dict[str, Node] = {"/": Node("dir")}
+        self.nodes: dict[str, Node] = {"/": DIR}
         self.notes: list[str] = []
 
-    # --- building ------------------------------------------------------------------------
     def apply_layer(self, stream: IO[bytes], label: str) -> None:
+        self.apply(index_layer(open_decompressed(stream, label), label))
+
+    def apply(self, index: LayerIndex) -> None:
         added: set[str] = set()
-        try:
-            with tarfile.open(fileobj=stream, mode="r|*") as tar:
-                for member in tar:
-                    self._apply(tar, member, label, added)
-        except (tarfile.TarError, OSError, EOFError) as exc:
-            raise LayerError(f"layer {label}: not a readable tar stream ({exc})") from exc
+        self.notes.extend(index.notes)
+        for op in index.ops:
+            kind, path = op[0], op[1]
+            if kind == "opaque":
+                # Opaque: the directory hides what lower layers put in it, not this layer's own.
+                prefix = path.rstrip("/") + "/"
+                self._remove(prefix, keep={p for p in added if p.startswith(prefix)})
+            elif kind == "whiteout":
+                self._remove(path)
+            else:
+                # A hard link is the same file under another name.
+                node = op[2] if kind == "add" else self.nodes.get(op[2] or "", FILE)
+                self._ensure_parents(path)
+                if path in self.nodes and node.kind != "dir":
+                    self._remove(path)
+                added.add(path)
+                self.nodes[path] = node
 
     def _remove(self, path: str, keep: set[str] | None = None) -> None:
         prefix = path.rstrip("/") + "/"
@@ -74,62 +288,11 @@ class Filesystem:
             if keep is None or p not in keep:
                 del self.nodes[p]
 
-    def _apply(self, tar: tarfile.TarFile, m: tarfile.TarInfo, label: str, added: set[str]) -> None:
-        path = clean(m.name)
-        if path is None:
-            self.notes.append(f"layer {label}: ignored {m.name!r}, which points outside the image root")
-            return
-        parent, base = posixpath.split(path)
-        if base == OPAQUE:
-            # Opaque: the directory hides what lower layers put in it, not this layer's own.
-            keep = {p for p in added if p.startswith(parent.rstrip("/") + "/")}
-            self._remove(parent.rstrip("/") + "/", keep)
-            return
-        if base.startswith(WHITEOUT):
-            self._remove(posixpath.join(parent, base[len(WHITEOUT) :]))
-            return
-        self._ensure_parents(path)
-        if path in self.nodes and not m.isdir():
-            self._remove(path)
-        added.add(path)
-        if m.isdir():
-            self.nodes[path] = Node("dir")
-        elif m.issym():
-            self.nodes[path] = Node("symlink", target=m.linkname)
-        elif m.islnk():
-            src = clean(m.linkname)
-            node = self.nodes.get(src) if src else None
-            self.nodes[path] = node if node is not None else Node("file")
-        elif m.isreg():
-            self.nodes[path] = self._read_file(tar, m, path)
-        else:
-            self.nodes[path] = Node("other")
-
     def _ensure_parents(self, path: str) -> None:
         parent = posixpath.dirname(path)
         while parent not in self.nodes:
-            self.nodes[parent] = Node("dir")
+            self.nodes[parent] = DIR
             parent = posixpath.dirname(parent)
-
-    def _read_file(self, tar: tarfile.TarFile, m: tarfile.TarInfo, path: str) -> Node:
-        if m.size < 52:
-            return Node("file", size=m.size)
-        fh = tar.extractfile(m)
-        if fh is None:
-            return Node("file", size=m.size)
-        head = fh.read(elf.HEAD_BYTES)
-        if head[:4] != elf.ELF_MAGIC:
-            return Node("file", size=m.size)
-        try:
-            need = elf.needed_bytes(head, path)
-            if need == -1 or need > len(head):
-                want = m.size if need == -1 else need
-                if want > MAX_ELF_BYTES:
-                    raise elf.ELFError(f"{path}: {m.size} bytes, more than the audit reads")
-                head += fh.read(want - len(head))
-            return Node("file", elf=elf.parse(head, path), size=m.size)
-        except elf.ELFError as exc:
-            return Node("file", elf_error=str(exc), size=m.size)
 
     # --- reading -------------------------------------------------------------------------
     def resolve(self, path: str) -> str | None:
@@ -152,10 +315,9 @@ class Filesystem:
                 hops += 1
                 if hops > MAX_LINK_HOPS:
                     return None
-                target = node.target
-                if target.startswith("/"):
+                if node.target.startswith("/"):
                     done = "/"
-                todo = [p for p in target.split("/") if p] + todo
+                todo = [p for p in node.target.split("/") if p] + todo
                 continue
             done = cand
         return done
@@ -176,10 +338,20 @@ class Filesystem:
         return sorted((p, n) for p, n in self.nodes.items() if n.elf is not None or n.elf_error)
 
 
-def read_layers(paths: Iterable[tuple[Path, str]]) -> Filesystem:
-    """Flatten layers given as (compressed tar file, label), lowest first."""
+def layer_index(path: Path, digest: str, label: str, cache: IndexCache, spool_dir: str | None = None) -> LayerIndex:
+    """The index of the layer blob at ``path``: from the cache, or read once and cached."""
+    cached = cache.get(digest)
+    if cached is not None:
+        return cached
+    with open(path, "rb") as fh:
+        index = index_layer(open_decompressed(fh, label), label, spool_dir)
+    cache.put(digest, index)
+    return index
+
+
+def read_layers(layers: Iterable[tuple[Path, str]], cache: IndexCache | None = None) -> Filesystem:
+    """Flatten layers given as (blob file, digest), lowest first."""
     fs = Filesystem()
-    for path, label in paths:
-        with open(path, "rb") as fh:
-            fs.apply_layer(fh, label)
+    for path, digest in layers:
+        fs.apply(layer_index(path, digest, digest[:19], cache or IndexCache(None)))
     return fs

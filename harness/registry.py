@@ -16,7 +16,7 @@ from typing import Any
 
 import requests
 
-from .manifest import ACCEPT, Descriptor, ImageManifest, Index, parse_manifest
+from .manifest import ACCEPT, ImageManifest, Index, parse_manifest
 from .reference import DOCKER_HUB, Reference
 
 _RETRY_STATUS = {429, 500, 502, 503, 504}
@@ -139,8 +139,15 @@ class Registry:
 
     # --- documents -----------------------------------------------------------------------
     def manifest(self, ref: Reference, digest: str | None = None) -> Index | ImageManifest:
-        """The index or image manifest that ``ref`` (or ``digest`` in its repository) names."""
+        """The index or image manifest that ``ref`` (or ``digest`` in its repository) names.
+
+        Documents asked for by digest are content-addressed: they are cached on disk and a
+        second run fetches nothing. A tag is always asked again: it may have moved.
+        """
         target = digest or ref.digest or ref.tag or "latest"
+        cached = self._cached_manifest(target)
+        if cached is not None:
+            return cached
         url = f"{self._base(ref)}/manifests/{target}"
         resp = self._request(ref, "GET", url, headers={"Accept": ACCEPT})
         where = f"{ref.name}@{target}" if target.startswith("sha256:") else f"{ref.name}:{target}"
@@ -152,33 +159,92 @@ class Registry:
         actual = "sha256:" + hashlib.sha256(data).hexdigest()
         if target.startswith("sha256:") and actual != target:
             raise RegistryError(f"{where}: manifest content hashes to {actual}, not the digest asked for")
-        return parse_manifest(data, actual, resp.headers.get("Content-Type", ""), where)
+        doc = parse_manifest(data, actual, resp.headers.get("Content-Type", ""), where)
+        self._store_manifest(actual, data, doc.media_type)
+        return doc
+
+    def _manifest_file(self, digest: str) -> Path | None:
+        algo, _, hexd = digest.partition(":")
+        if algo != "sha256" or not re.fullmatch(r"[0-9a-f]{64}", hexd):
+            return None
+        return self.cache_dir / "manifests" / hexd
+
+    def _cached_manifest(self, digest: str) -> Index | ImageManifest | None:
+        path = self._manifest_file(digest)
+        if path is None or not path.exists():
+            return None
+        raw = path.read_bytes()
+        media_type, _, data = raw.partition(b"\n")
+        if "sha256:" + hashlib.sha256(data).hexdigest() != digest:
+            return None
+        return parse_manifest(data, digest, media_type.decode(), str(path))
+
+    def _store_manifest(self, digest: str, data: bytes, media_type: str) -> None:
+        path = self._manifest_file(digest)
+        if path is None or path.exists():
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with _atomic(path) as out:
+            out(media_type.encode() + b"\n" + data)
 
     # --- blobs ---------------------------------------------------------------------------
-    def blob_path(self, ref: Reference, desc: Descriptor) -> Path:
+    def blob_path(self, ref: Reference, digest: str) -> Path:
         """A local file holding the blob, fetched once and verified against its digest."""
-        algo, _, hexd = desc.digest.partition(":")
+        algo, _, hexd = digest.partition(":")
         if algo != "sha256" or not re.fullmatch(r"[0-9a-f]{64}", hexd):
-            raise RegistryError(f"{ref.name}: unsupported blob digest {desc.digest!r}")
+            raise RegistryError(f"{ref.name}: unsupported blob digest {digest!r}")
         path = self.cache_dir / "blobs" / "sha256" / hexd
         if path.exists():
             return path
         path.parent.mkdir(parents=True, exist_ok=True)
-        url = f"{self._base(ref)}/blobs/{desc.digest}"
+        url = f"{self._base(ref)}/blobs/{digest}"
         resp = self._request(ref, "GET", url, stream=True)
         if resp.status_code != 200:
-            raise RegistryError(f"{ref.name}: blob {desc.digest} answered {resp.status_code}")
+            raise RegistryError(f"{ref.name}: blob {digest} answered {resp.status_code}")
         hasher = hashlib.sha256()
         with _atomic(path) as out:
             for chunk in resp.iter_content(1 << 20):
                 hasher.update(chunk)
                 out(chunk)
             if hasher.hexdigest() != hexd:
-                raise RegistryError(f"{ref.name}: blob {desc.digest} content hashes to sha256:{hasher.hexdigest()}")
+                raise RegistryError(f"{ref.name}: blob {digest} content hashes to sha256:{hasher.hexdigest()}")
         return path
 
-    def blob_bytes(self, ref: Reference, desc: Descriptor) -> bytes:
-        return self.blob_path(ref, desc).read_bytes()
+    def blob_bytes(self, ref: Reference, digest: str) -> bytes:
+        return self.blob_path(ref, digest).read_bytes()
+
+    # --- pushing ---------------------------------------------------------------------------
+    def push_blob(self, ref: Reference, digest: str, path: Path) -> None:
+        """Upload a blob unless the repository has it (then nothing is sent)."""
+        base = self._base(ref)
+        head = self._request(ref, "HEAD", f"{base}/blobs/{digest}")
+        if head.status_code == 200:
+            return
+        start = self._request(ref, "POST", f"{base}/blobs/uploads/")
+        if start.status_code not in (201, 202):
+            raise RegistryError(f"{ref.name}: upload refused ({start.status_code}): {start.text[:200]}")
+        location = start.headers.get("Location", "")
+        if location.startswith("/"):
+            location = base.split("/v2/", 1)[0] + location
+        sep = "&" if "?" in location else "?"
+        put = self._request(
+            ref,
+            "PUT",
+            f"{location}{sep}digest={digest}",
+            data=path.read_bytes(),
+            headers={"Content-Type": "application/octet-stream"},
+        )
+        if put.status_code != 201:
+            raise RegistryError(f"{ref.name}: blob {digest} upload answered {put.status_code}: {put.text[:200]}")
+
+    def push_manifest(self, ref: Reference, target: str, data: bytes, media_type: str) -> str:
+        """PUT a manifest or index as these exact bytes under ``target`` (a tag or digest)."""
+        put = self._request(
+            ref, "PUT", f"{self._base(ref)}/manifests/{target}", data=data, headers={"Content-Type": media_type}
+        )
+        if put.status_code != 201:
+            raise RegistryError(f"{ref.name}: manifest PUT answered {put.status_code}: {put.text[:200]}")
+        return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 @contextmanager

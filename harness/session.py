@@ -15,6 +15,7 @@ import contextlib
 import os
 import threading
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -31,45 +32,37 @@ from .container import (
     Container,
 )
 from .engine import UNAVAILABLE, Engine, EngineError, Mode
-from .layers import Filesystem, read_layers
-from .manifest import ImageConfig, ImageManifest, Index
+from .layers import Filesystem
+from .manifest import ImageConfig
 from .platform import Platform, parse_list, sort_key
-from .reference import Reference
 from .registry import Registry
+from .sources import Source, open_source
 
 
 @dataclass(frozen=True)
 class Target:
     """One platform of one image: what is tested, pinned by its own manifest digest."""
 
-    ref: Reference  # as the user named it
+    image: str  # the source as the user named it
     index_digest: str
     platform: Platform
     digest: str
     mode: Mode
 
     @property
-    def pinned(self) -> str:
-        return self.ref.with_digest(self.digest).pinned
-
-    @property
     def key(self) -> str:
-        return f"{self.ref}|{self.platform}"
+        return f"{self.image}|{self.platform}"
 
 
 @dataclass(frozen=True)
 class ImagePlan:
-    ref: Reference
+    image: str
     digest: str
     is_index: bool
     present: tuple[Platform, ...]
     targets: tuple[Target, ...]
     missing: tuple[Platform, ...]
     notes: tuple[str, ...] = field(default=())
-
-    @property
-    def name(self) -> str:
-        return str(self.ref)
 
 
 class Harness:
@@ -81,17 +74,23 @@ class Harness:
         engine: Engine | None = None,
         session_id: str | None = None,
         pins: dict[str, str] | None = None,
+        elf_include: Sequence[str] = (),
+        elf_exclude: Sequence[str] = (),
+        scratch_registry: str | None = None,
     ) -> None:
         self.requested = parse_list(platforms) if isinstance(platforms, str) else platforms
         self.registry = registry or Registry()
         self._engine = engine
         self.session_id = session_id or os.environ.get("MULTIARCH_SESSION_ID") or uuid.uuid4().hex[:12]
-        #: Reference -> index digest decided elsewhere (by the xdist controller), so every
+        #: Image -> index digest decided elsewhere (by the xdist controller), so every
         #: process tests the same index even if the tag moves meanwhile.
         self.pins = dict(pins or {})
+        self.elf_include = tuple(elf_include)
+        self.elf_exclude = tuple(elf_exclude)
+        self.scratch_registry = scratch_registry or os.environ.get("MULTIARCH_SCRATCH_REGISTRY") or "127.0.0.1:5000"
+        self._sources: dict[str, Source] = {}
         self._plans: dict[str, ImagePlan] = {}
         self._plan_errors: dict[str, Exception] = {}
-        self._manifests: dict[str, ImageManifest] = {}
         self._configs: dict[str, ImageConfig] = {}
         self._filesystems: dict[str, Filesystem] = {}
         self._containers: dict[str, Container] = {}
@@ -111,76 +110,61 @@ class Harness:
             return Mode(UNAVAILABLE, str(exc))
 
     # --- resolving -------------------------------------------------------------------------
-    def plan(self, ref_text: str) -> ImagePlan:
-        """The platforms of ``ref_text`` to test. Resolved once; a failure is kept too."""
+    def source(self, image: str) -> Source:
         with self._lock:
-            if ref_text in self._plan_errors:
-                raise self._plan_errors[ref_text]
-            if ref_text not in self._plans:
+            if image not in self._sources:
+                engine = None
+                if image.startswith("docker-daemon:"):
+                    engine = self.engine
+                self._sources[image] = open_source(image, self.registry, engine, self.scratch_registry)
+            return self._sources[image]
+
+    def plan(self, image: str) -> ImagePlan:
+        """The platforms of ``image`` to test. Resolved once; a failure is kept too."""
+        with self._lock:
+            if image in self._plan_errors:
+                raise self._plan_errors[image]
+            if image not in self._plans:
                 try:
-                    self._plans[ref_text] = self._resolve(ref_text)
+                    self._plans[image] = self._resolve(image)
                 except Exception as exc:
-                    self._plan_errors[ref_text] = exc
+                    self._plan_errors[image] = exc
                     raise
-            return self._plans[ref_text]
+            return self._plans[image]
 
-    def _resolve(self, ref_text: str) -> ImagePlan:
-        ref = Reference.parse(ref_text)
-        doc = self.registry.manifest(ref, self.pins.get(ref_text))
-        notes: list[str] = []
-        entries: list[tuple[Platform, str]] = []
-        if isinstance(doc, Index):
-            seen: set[Platform] = set()
-            for desc in doc.platform_entries:
-                assert desc.platform is not None
-                if desc.platform in seen:
-                    notes.append(f"index lists {desc.platform} more than once; the first entry is tested")
-                    continue
-                seen.add(desc.platform)
-                entries.append((desc.platform, desc.digest))
-        else:
-            self._manifests[doc.digest] = doc
-            config = self._config(ref, doc)
-            entries.append((config.platform, doc.digest))
-            notes.append(f"{ref} is a single image, not a manifest list: only {config.platform} can be tested")
-        present = tuple(sorted((p for p, _ in entries), key=sort_key))
+    def _resolve(self, image: str) -> ImagePlan:
+        resolved = self.source(image).resolve(self.pins.get(image))
+        present = tuple(sorted((p for p, _ in resolved.entries), key=sort_key))
         wanted = self.requested if self.requested is not None else list(present)
-        by_platform = dict(entries)
-        targets = tuple(Target(ref, doc.digest, p, by_platform[p], self.mode(p)) for p in wanted if p in by_platform)
+        by_platform = dict(resolved.entries)
+        targets = tuple(
+            Target(image, resolved.digest, p, by_platform[p], self.mode(p)) for p in wanted if p in by_platform
+        )
         missing = tuple(p for p in wanted if p not in by_platform)
-        return ImagePlan(ref, doc.digest, isinstance(doc, Index), present, targets, missing, tuple(notes))
-
-    def _image_manifest(self, target: Target) -> ImageManifest:
-        if target.digest not in self._manifests:
-            doc = self.registry.manifest(target.ref, target.digest)
-            if not isinstance(doc, ImageManifest):
-                raise ValueError(f"{target.pinned}: the {target.platform} entry is itself an index")
-            self._manifests[target.digest] = doc
-        return self._manifests[target.digest]
-
-    def _config(self, ref: Reference, manifest: ImageManifest) -> ImageConfig:
-        if manifest.digest not in self._configs:
-            data = self.registry.blob_bytes(ref, manifest.config)
-            self._configs[manifest.digest] = ImageConfig.parse(data, f"{ref.name}@{manifest.config.digest}")
-        return self._configs[manifest.digest]
+        return ImagePlan(image, resolved.digest, resolved.is_index, present, targets, missing, resolved.notes)
 
     def config(self, target: Target) -> ImageConfig:
-        return self._config(target.ref, self._image_manifest(target))
+        with self._lock:
+            if target.key not in self._configs:
+                self._configs[target.key] = self.source(target.image).config(target.digest)
+            return self._configs[target.key]
 
     def filesystem(self, target: Target) -> Filesystem:
         with self._lock:
-            if target.digest not in self._filesystems:
-                manifest = self._image_manifest(target)
-                layers = [(self.registry.blob_path(target.ref, d), d.digest[:19]) for d in manifest.layers]
-                self._filesystems[target.digest] = read_layers(layers)
-            return self._filesystems[target.digest]
+            if target.key not in self._filesystems:
+                self._filesystems[target.key] = self.source(target.image).filesystem(target.digest)
+            return self._filesystems[target.key]
+
+    def pinned(self, target: Target) -> str:
+        """What the engine pulls and runs for ``target``: by digest, never by tag."""
+        return self.source(target.image).runnable(target.digest, self.engine)
 
     # --- checks ------------------------------------------------------------------------------
     def check_config(self, target: Target) -> CheckResult:
         return checks.check_config(target.platform, self.config(target))
 
     def check_elf(self, target: Target) -> CheckResult:
-        return checks.check_elf(target.platform, self.filesystem(target))
+        return checks.check_elf(target.platform, self.filesystem(target), self.elf_include, self.elf_exclude)
 
     def check_uname(self, target: Target) -> CheckResult:
         if not target.mode.runnable:
@@ -203,7 +187,7 @@ class Harness:
     def labels(self, target: Target | None = None) -> dict[str, str]:
         out = {LABEL: "true", LABEL_SESSION: self.session_id, LABEL_PID: str(os.getpid())}
         if target is not None:
-            out |= {LABEL_IMAGE: str(target.ref), LABEL_PLATFORM: str(target.platform), LABEL_DIGEST: target.digest}
+            out |= {LABEL_IMAGE: target.image, LABEL_PLATFORM: str(target.platform), LABEL_DIGEST: target.digest}
         return out
 
     def keepalive(self, target: Target) -> list[str]:
@@ -211,7 +195,8 @@ class Harness:
         sleep = fs.which("sleep", self.config(target).path_dirs)
         if sleep is None:
             raise EngineError(
-                f"{target.pinned}: the image has no `sleep` on its PATH to keep a container running between commands"
+                f"{target.image} ({target.platform}): the image has no `sleep` on its PATH to keep a "
+                "container running between commands"
             )
         return [sleep, KEEPALIVE_SECONDS]
 
@@ -223,9 +208,10 @@ class Harness:
             running = self._containers.get(target.key)
             if running is not None:
                 return running
-            self.engine.pull(target.pinned)
+            pinned = self.pinned(target)
+            self.engine.pull(pinned)
             container = Container(
-                target.pinned,
+                pinned,
                 str(target.platform),
                 keepalive=self.keepalive(target),
                 labels=self.labels(target),
@@ -235,7 +221,7 @@ class Harness:
                 container.start()
             except Exception as exc:
                 container.stop()
-                raise EngineError(f"{target.pinned} ({target.platform}) did not start: {exc}") from exc
+                raise EngineError(f"{pinned} ({target.platform}) did not start: {exc}") from exc
             self._containers[target.key] = container
             return container
 

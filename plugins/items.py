@@ -30,7 +30,7 @@ def short(ref: str) -> str:
 
 def base_record(target: Target) -> dict[str, Any]:
     return {
-        "image": str(target.ref),
+        "image": target.image,
         "index_digest": target.index_digest,
         "platform": str(target.platform),
         "digest": target.digest,

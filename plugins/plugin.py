@@ -223,7 +223,7 @@ class TestContainer:
         return self._harness.container(self.target).id
 
     def __repr__(self) -> str:
-        return f"<container {self.target.pinned} ({self.platform})>"
+        return f"<container {self.target.image} ({self.platform})>"
 
 
 @pytest.fixture

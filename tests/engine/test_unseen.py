@@ -6,7 +6,6 @@ They are pushed here, in the test, from real static binaries taken out of the sa
 
 from __future__ import annotations
 
-import io
 import tarfile
 import uuid
 
@@ -32,9 +31,9 @@ def busybox(samples) -> dict[str, bytes]:
     out = {}
     with Harness(",".join(NEEDED)) as h:
         for target in h.plan(samples["good"]).targets:
-            manifest = h._image_manifest(target)
-            for layer in manifest.layers:
-                with tarfile.open(fileobj=io.BytesIO(h.registry.blob_bytes(target.ref, layer)), mode="r:*") as tar:
+            source = h.source(target.image)
+            for layer in source.manifest(target.digest).layers:
+                with tarfile.open(source.blob_path(layer.digest), mode="r:*") as tar:
                     for member in tar:
                         if member.isfile() and member.name.lstrip("./") == "bin/busybox":
                             out[str(target.platform)] = tar.extractfile(member).read()

@@ -1,0 +1,460 @@
+"""Where an image comes from: a registry, an OCI layout or archive, or the local engine.
+
+Every source answers the same questions: which platforms does it hold (by digest), what
+does each platform's config say, what is in its filesystem, and what should the engine run.
+
+    REF                           a registry reference (tag or digest), e.g. ghcr.io/o/app:1.4
+    docker://REF                  the same, spelled as containers-transports do
+    oci:PATH[:TAG]                an OCI image layout directory
+    oci-archive:PATH[:TAG]        an OCI image layout in a tar file
+    docker-daemon:NAME            an image already in the engine (one platform)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tarfile
+import tempfile
+import threading
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+from .layers import Filesystem, IndexCache, LayerIndex, index_layer, layer_index, open_decompressed
+from .manifest import DocumentError, ImageConfig, ImageManifest, Index, parse_manifest
+from .platform import Platform
+from .reference import Reference
+from .registry import Registry, RegistryError
+
+if TYPE_CHECKING:
+    from .engine import Engine
+
+REF_NAME = "org.opencontainers.image.ref.name"
+
+
+class SourceError(ValueError):
+    """A source that cannot be opened or read; the message names it and the fix."""
+
+
+@dataclass(frozen=True)
+class Resolved:
+    is_index: bool
+    digest: str  # of the index (or of the single manifest)
+    entries: tuple[tuple[Platform, str], ...]  # platform -> manifest digest, index order
+    notes: tuple[str, ...] = ()
+
+
+class Source(ABC):
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    @abstractmethod
+    def resolve(self, pin: str | None = None) -> Resolved: ...
+
+    @abstractmethod
+    def config(self, digest: str) -> ImageConfig: ...
+
+    @abstractmethod
+    def filesystem(self, digest: str) -> Filesystem: ...
+
+    @abstractmethod
+    def runnable(self, digest: str, engine: Engine) -> str:
+        """What the engine runs for this platform: a reference pinned by digest, never a tag."""
+
+
+def _entries(doc: Index | ImageManifest, single: ImageConfig | None) -> Resolved:
+    if isinstance(doc, Index):
+        notes = []
+        seen: dict[Platform, str] = {}
+        for desc in doc.platform_entries:
+            assert desc.platform is not None
+            if desc.platform in seen:
+                notes.append(f"the index lists {desc.platform} more than once; the first entry is tested")
+                continue
+            seen[desc.platform] = desc.digest
+        return Resolved(True, doc.digest, tuple(seen.items()), tuple(notes))
+    assert single is not None
+    return Resolved(
+        False,
+        doc.digest,
+        ((single.platform, doc.digest),),
+        (f"this tag is not a manifest list: it is a single {single.platform} image",),
+    )
+
+
+class DocumentSource(Source):
+    """A source of OCI documents and blobs: registries, layouts and archives."""
+
+    def __init__(self, name: str, cache: IndexCache) -> None:
+        super().__init__(name)
+        self.cache = cache
+        self._docs: dict[str, Index | ImageManifest] = {}
+        self._lock = threading.RLock()
+
+    @abstractmethod
+    def _fetch_root(self, pin: str | None) -> Index | ImageManifest: ...
+
+    @abstractmethod
+    def _fetch(self, digest: str) -> Index | ImageManifest: ...
+
+    @abstractmethod
+    def blob_path(self, digest: str) -> Path:
+        """A local file holding the blob, its digest verified."""
+
+    def document(self, digest: str) -> Index | ImageManifest:
+        with self._lock:
+            if digest not in self._docs:
+                self._docs[digest] = self._fetch(digest)
+            return self._docs[digest]
+
+    def manifest(self, digest: str) -> ImageManifest:
+        doc = self.document(digest)
+        if not isinstance(doc, ImageManifest):
+            raise SourceError(f"{self.name}: {digest} is an index where an image manifest was expected")
+        return doc
+
+    def resolve(self, pin: str | None = None) -> Resolved:
+        doc = self._fetch_root(pin)
+        self._docs[doc.digest] = doc
+        return _entries(doc, self.config(doc.digest) if isinstance(doc, ImageManifest) else None)
+
+    def config(self, digest: str) -> ImageConfig:
+        manifest = self.manifest(digest)
+        path = self.blob_path(manifest.config.digest)
+        return ImageConfig.parse(path.read_bytes(), f"{self.name} config {manifest.config.digest}")
+
+    def filesystem(self, digest: str) -> Filesystem:
+        fs = Filesystem()
+        for desc in self.manifest(digest).layers:
+            fs.apply(layer_index(self.blob_path(desc.digest), desc.digest, desc.digest[:19], self.cache))
+        return fs
+
+
+class RegistrySource(DocumentSource):
+    def __init__(self, name: str, ref: Reference, registry: Registry) -> None:
+        super().__init__(name, IndexCache(registry.cache_dir))
+        self.ref = ref
+        self.registry = registry
+
+    def _fetch_root(self, pin: str | None) -> Index | ImageManifest:
+        return self.registry.manifest(self.ref, pin)
+
+    def _fetch(self, digest: str) -> Index | ImageManifest:
+        return self.registry.manifest(self.ref, digest)
+
+    def blob_path(self, digest: str) -> Path:
+        return self.registry.blob_path(self.ref, digest)
+
+    def runnable(self, digest: str, engine: Engine) -> str:
+        return self.ref.with_digest(digest).pinned
+
+
+class _LocalSource(DocumentSource):
+    """Layouts and archives: documents are read from index.json and blobs/ by digest."""
+
+    def __init__(self, name: str, tag: str | None, registry: Registry, scratch: str) -> None:
+        super().__init__(name, IndexCache(registry.cache_dir))
+        self.tag = tag
+        self.registry = registry
+        self.scratch = scratch
+        self._pushed: dict[str, str] = {}
+
+    @abstractmethod
+    def _read(self, relpath: str) -> bytes: ...
+
+    def _fetch_root(self, pin: str | None) -> Index | ImageManifest:
+        if pin:
+            return self.document(pin)
+        data = self._read("index.json")
+        top = parse_manifest(data, "sha256:" + hashlib.sha256(data).hexdigest(), "", f"{self.name} index.json")
+        if not isinstance(top, Index):
+            raise SourceError(f"{self.name}: index.json is not an image index")
+        entries = list(top.manifests)
+        if self.tag is not None:
+            entries = [d for d in entries if d.annotations.get(REF_NAME) == self.tag]
+            if not entries:
+                names = sorted({d.annotations.get(REF_NAME, "") for d in top.manifests} - {""})
+                raise SourceError(f"{self.name}: no image tagged {self.tag!r} (tags: {', '.join(names) or 'none'})")
+        if len(entries) == 1:
+            return self.document(entries[0].digest)
+        if self.tag is None and any(d.platform for d in entries):
+            return top  # index.json itself lists the platforms
+        raise SourceError(f"{self.name}: index.json holds {len(entries)} images; name one as {self.name}:TAG")
+
+    def _fetch(self, digest: str) -> Index | ImageManifest:
+        data = self._blob_bytes(digest)
+        return parse_manifest(data, digest, "", f"{self.name} {digest}")
+
+    def _blob_bytes(self, digest: str) -> bytes:
+        return self.blob_path(digest).read_bytes()
+
+    def runnable(self, digest: str, engine: Engine) -> str:
+        """The engine pulls from a registry: copy this platform there once, byte for byte."""
+        with self._lock:
+            if digest not in self._pushed:
+                repo = "multiarch-scratch/" + hashlib.sha256(self.name.encode()).hexdigest()[:16]
+                ref = Reference.parse(f"{self.scratch}/{repo}")
+                manifest = self.manifest(digest)
+                for desc in (manifest.config, *manifest.layers):
+                    self.registry.push_blob(ref, desc.digest, self.blob_path(desc.digest))
+                self.registry.push_manifest(ref, digest, self._blob_bytes(digest), manifest.media_type)
+                self._pushed[digest] = ref.with_digest(digest).pinned
+            return self._pushed[digest]
+
+
+def _verify(path: Path, digest: str, where: str) -> None:
+    hasher = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            hasher.update(chunk)
+    if "sha256:" + hasher.hexdigest() != digest:
+        raise SourceError(f"{where}: blob {digest} does not match its content (sha256:{hasher.hexdigest()})")
+
+
+def _blob_rel(digest: str) -> str:
+    algo, _, hexd = digest.partition(":")
+    if algo != "sha256" or not re.fullmatch(r"[0-9a-f]{64}", hexd):
+        raise SourceError(f"unsupported digest {digest!r}")
+    return f"blobs/sha256/{hexd}"
+
+
+class LayoutSource(_LocalSource):
+    def __init__(self, name: str, path: Path, tag: str | None, registry: Registry, scratch: str) -> None:
+        super().__init__(name, tag, registry, scratch)
+        self.path = path
+        self._verified: set[str] = set()
+        try:
+            layout = json.loads((path / "oci-layout").read_text())
+        except (OSError, ValueError) as exc:
+            raise SourceError(f"{name}: {path} is not an OCI image layout (no readable oci-layout file)") from exc
+        if not isinstance(layout, dict) or "imageLayoutVersion" not in layout:
+            raise SourceError(f"{name}: {path}/oci-layout has no imageLayoutVersion")
+
+    def _read(self, relpath: str) -> bytes:
+        try:
+            return (self.path / relpath).read_bytes()
+        except OSError as exc:
+            raise SourceError(f"{self.name}: cannot read {relpath} ({exc.strerror})") from exc
+
+    def blob_path(self, digest: str) -> Path:
+        path = self.path / _blob_rel(digest)
+        if not path.is_file():
+            raise SourceError(f"{self.name}: blob {digest} is missing from the layout")
+        if digest not in self._verified:
+            _verify(path, digest, self.name)
+            self._verified.add(digest)
+        return path
+
+
+class ArchiveSource(_LocalSource):
+    """An OCI layout in a tar file. Blobs are copied once into the digest cache (verified),
+    as registry downloads are; the image's files are never extracted."""
+
+    def __init__(self, name: str, path: Path, tag: str | None, registry: Registry, scratch: str) -> None:
+        super().__init__(name, tag, registry, scratch)
+        try:
+            self.tar = tarfile.open(path, mode="r:*")  # noqa: SIM115 - kept open for the source's life
+            self.members = {m.name.lstrip("./"): m for m in self.tar.getmembers() if m.isfile()}
+        except (OSError, tarfile.TarError) as exc:
+            raise SourceError(f"{name}: {path} is not a readable tar file ({exc})") from exc
+        if "oci-layout" not in self.members:
+            raise SourceError(f"{name}: {path} holds no oci-layout file: not an OCI archive")
+
+    def _read(self, relpath: str) -> bytes:
+        member = self.members.get(relpath)
+        fh = self.tar.extractfile(member) if member else None
+        if fh is None:
+            raise SourceError(f"{self.name}: {relpath} is missing from the archive")
+        return fh.read()
+
+    def blob_path(self, digest: str) -> Path:
+        cached = self.registry.cache_dir / "blobs" / "sha256" / digest.partition(":")[2]
+        if cached.exists():
+            return cached
+        with self._lock:
+            member = self.members.get(_blob_rel(digest))
+            fh = self.tar.extractfile(member) if member else None
+            if fh is None:
+                raise SourceError(f"{self.name}: blob {digest} is missing from the archive")
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=cached.parent, prefix=".partial-")
+            hasher = hashlib.sha256()
+            with os.fdopen(fd, "wb") as out:
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    hasher.update(chunk)
+                    out.write(chunk)
+            if "sha256:" + hasher.hexdigest() != digest:
+                os.unlink(tmp)
+                raise SourceError(f"{self.name}: blob {digest} does not match its content")
+            os.replace(tmp, cached)
+        return cached
+
+
+class DaemonSource(Source):
+    """An image in the engine's store. It holds one platform (the store keeps one per
+    name), read with ``docker save`` as a stream: each layer is indexed as it passes and
+    cached by its diff ID."""
+
+    def __init__(self, name: str, image: str, engine: Engine, cache: IndexCache) -> None:
+        super().__init__(name)
+        self.image = image
+        self.engine = engine
+        self.cache = cache
+        self._config: ImageConfig | None = None
+        self._fs: Filesystem | None = None
+        self._id = ""
+
+    def _load(self) -> None:
+        import docker.errors
+
+        if self._fs is not None:
+            return
+        try:
+            image = self.engine.client.images.get(self.image)
+        except docker.errors.ImageNotFound as exc:
+            raise SourceError(f"{self.name}: the engine has no image {self.image!r} (docker pull it first)") from exc
+        self._id = str(image.id)
+        diff_ids = list((image.attrs.get("RootFS") or {}).get("Layers") or [])
+        indexes = {d: self.cache.get(d) for d in diff_ids}
+        if any(v is None for v in indexes.values()):
+            indexes.update(self._index_saved(image))
+        fs = Filesystem()
+        for d in diff_ids:
+            index = indexes.get(d)
+            if index is None:
+                raise SourceError(f"{self.name}: layer {d} was not in the saved image")
+            fs.apply(index)
+        self._fs = fs
+        attrs = image.attrs
+        doc = {
+            "os": attrs.get("Os"),
+            "architecture": attrs.get("Architecture"),
+            "variant": attrs.get("Variant"),
+            "config": attrs.get("Config") or {},
+        }
+        self._config = ImageConfig.parse(json.dumps(doc).encode(), f"{self.name} config")
+
+    def _index_saved(self, image: Any) -> dict[str, LayerIndex]:
+        out: dict[str, LayerIndex] = {}
+        stream = _ChunkStream(image.save(chunk_size=1 << 20))
+        with tarfile.open(fileobj=cast(Any, stream), mode="r|") as outer:
+            for member in outer:
+                if not (member.isfile() and member.name.endswith(".tar")) and not member.name.startswith(
+                    "blobs/sha256/"
+                ):
+                    continue
+                fh = outer.extractfile(member)
+                if fh is None:
+                    continue
+                hashed = _HashingReader(fh)
+                try:
+                    index = index_layer(open_decompressed(hashed, member.name), member.name)
+                except Exception:
+                    continue
+                hashed.drain()
+                diff_id = "sha256:" + hashed.hasher.hexdigest()
+                self.cache.put(diff_id, index)
+                out[diff_id] = index
+        return out
+
+    def resolve(self, pin: str | None = None) -> Resolved:
+        self._load()
+        assert self._config is not None
+        return Resolved(
+            False,
+            self._id,
+            ((self._config.platform, self._id),),
+            (f"{self.image} from the engine's store: one platform, {self._config.platform}",),
+        )
+
+    def config(self, digest: str) -> ImageConfig:
+        self._load()
+        assert self._config is not None
+        return self._config
+
+    def filesystem(self, digest: str) -> Filesystem:
+        self._load()
+        assert self._fs is not None
+        return self._fs
+
+    def runnable(self, digest: str, engine: Engine) -> str:
+        return self._id
+
+
+class _ChunkStream:
+    """A file-like reader over an iterator of byte chunks (``docker save``)."""
+
+    def __init__(self, chunks: Any) -> None:
+        self.chunks = iter(chunks)
+        self.buf = b""
+
+    def read(self, n: int = -1) -> bytes:
+        while n < 0 or len(self.buf) < n:
+            chunk = next(self.chunks, None)
+            if chunk is None:
+                break
+            self.buf += chunk
+        out, self.buf = (self.buf, b"") if n < 0 else (self.buf[:n], self.buf[n:])
+        return out
+
+
+class _HashingReader:
+    def __init__(self, fh: Any) -> None:
+        self.fh = fh
+        self.hasher = hashlib.sha256()
+
+    def read(self, n: int = -1) -> bytes:
+        data: bytes = self.fh.read(n)
+        self.hasher.update(data)
+        return data
+
+    def seekable(self) -> bool:
+        return False
+
+    def drain(self) -> None:
+        while self.read(1 << 20):
+            pass
+
+
+def open_source(text: str, registry: Registry, engine: Engine | None = None, scratch: str = "127.0.0.1:5000") -> Source:
+    """The source an ``--image`` value names; see the module doc for the forms."""
+    kind, sep, rest = text.partition(":")
+    if sep and kind in ("oci", "oci-archive"):
+        path, tag = _path_and_tag(rest)
+        cls = LayoutSource if kind == "oci" else ArchiveSource
+        if not path.exists():
+            raise SourceError(f"{text}: {path} does not exist")
+        return cls(text, path, tag, registry, scratch)
+    if sep and kind == "docker-daemon":
+        if engine is None:
+            raise SourceError(f"{text}: needs a container engine")
+        return DaemonSource(text, rest, engine, IndexCache(registry.cache_dir))
+    ref_text = text[len("docker://") :] if text.startswith("docker://") else text
+    return RegistrySource(text, Reference.parse(ref_text), registry)
+
+
+def _path_and_tag(rest: str) -> tuple[Path, str | None]:
+    if Path(rest).exists():
+        return Path(rest), None
+    path, sep, tag = rest.rpartition(":")
+    if sep and "/" not in tag and path:
+        return Path(path), tag
+    return Path(rest), None
+
+
+__all__ = [
+    "ArchiveSource",
+    "DaemonSource",
+    "DocumentError",
+    "LayoutSource",
+    "RegistryError",
+    "RegistrySource",
+    "Resolved",
+    "Source",
+    "SourceError",
+    "open_source",
+]
