@@ -108,7 +108,7 @@ class Engine:
     def emulated_platforms(self, platforms: list[Platform]) -> list[Platform]:
         return [p for p in platforms if self.mode(p).emulated]
 
-    def pull(self, pinned: str) -> None:
+    def pull(self, pinned: str, auth: tuple[str, str] | None = None) -> None:
         """Pull ``name@digest`` unless present. One pull per digest at a time on this machine.
 
         The engine keeps one platform per tag, so pulls and runs always go by the
@@ -127,7 +127,9 @@ class Engine:
             repo, _, digest = pinned.partition("@")
             try:
                 # docker-py's images.pull ignores errors reported inside the stream.
-                for event in self.client.api.pull(repo, tag=digest, stream=True, decode=True):
+                auth_config = {"username": auth[0], "password": auth[1]} if auth else None
+                events = self.client.api.pull(repo, tag=digest, stream=True, decode=True, auth_config=auth_config)
+                for event in events:
                     if isinstance(event, dict) and event.get("error"):
                         raise EngineError(f"pulling {pinned}: {event['error']}")
             except docker.errors.APIError as exc:

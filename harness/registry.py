@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import re
+import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -33,22 +34,52 @@ def default_cache_dir() -> Path:
     return Path(base)
 
 
-def _docker_config_auth(registry: str) -> tuple[str, str] | None:
-    """Username and password for ``registry`` from the Docker config file, if any."""
+def credentials(registry: str) -> tuple[str, str] | None:
+    """Username and password for ``registry`` as the Docker CLI would find them.
+
+    The Docker config file (``$DOCKER_CONFIG/config.json``, else ``~/.docker/config.json``):
+    a credential helper named for the registry in ``credHelpers``, then an ``auths`` entry,
+    then the default helper in ``credsStore``. Helpers speak the docker-credential protocol
+    (``docker-credential-NAME get``, the server on stdin, JSON on stdout).
+    """
     path = Path(os.environ.get("DOCKER_CONFIG") or os.path.expanduser("~/.docker")) / "config.json"
     try:
-        auths = json.loads(path.read_text()).get("auths") or {}
+        config = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
     keys = [registry, f"https://{registry}", f"http://{registry}"]
     if registry == DOCKER_HUB:
-        keys += ["https://index.docker.io/v1/", "docker.io", "index.docker.io"]
+        keys = ["https://index.docker.io/v1/", "index.docker.io", "docker.io", *keys]
+    helpers = config.get("credHelpers") or {}
     for key in keys:
-        entry = auths.get(key)
-        if entry and entry.get("auth"):
+        if key in helpers:
+            return _from_helper(helpers[key], key)
+    auths = config.get("auths") or {}
+    for key in keys:
+        entry = auths.get(key) or {}
+        if entry.get("auth"):
             user, _, password = base64.b64decode(entry["auth"]).decode().partition(":")
             return user, password
+        if entry.get("username") and entry.get("password"):
+            return str(entry["username"]), str(entry["password"])
+    if config.get("credsStore"):
+        return _from_helper(config["credsStore"], keys[0])
     return None
+
+
+def _from_helper(helper: str, server: str) -> tuple[str, str] | None:
+    program = f"docker-credential-{helper}"
+    try:
+        proc = subprocess.run([program, "get"], input=server, capture_output=True, text=True, timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise RegistryError(f"credential helper {program} for {server} could not run: {exc}") from exc
+    if proc.returncode != 0:
+        return None  # "credentials not found": fall back to anonymous access
+    try:
+        got = json.loads(proc.stdout)
+        return str(got["Username"]), str(got["Secret"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise RegistryError(f"credential helper {program} gave no Username/Secret for {server}") from exc
 
 
 class Registry:
@@ -105,7 +136,7 @@ class Registry:
 
     def _authenticate(self, ref: Reference, resp: requests.Response) -> bool:
         challenge = resp.headers.get("WWW-Authenticate", "")
-        creds = _docker_config_auth(ref.registry)
+        creds = credentials(ref.registry)
         scheme, _, params = challenge.partition(" ")
         if scheme.lower() == "basic":
             if not creds:
@@ -162,6 +193,14 @@ class Registry:
         doc = parse_manifest(data, actual, resp.headers.get("Content-Type", ""), where)
         self._store_manifest(actual, data, doc.media_type)
         return doc
+
+    def manifest_bytes(self, ref: Reference, digest: str) -> bytes:
+        """The exact bytes of the document with this digest (to copy it without changing it)."""
+        self.manifest(ref, digest)
+        path = self._manifest_file(digest)
+        if path is None or not path.exists():
+            raise RegistryError(f"{ref.name}@{digest}: not a sha256 digest")
+        return path.read_bytes().partition(b"\n")[2]
 
     def _manifest_file(self, digest: str) -> Path | None:
         algo, _, hexd = digest.partition(":")

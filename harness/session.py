@@ -35,7 +35,7 @@ from .engine import UNAVAILABLE, Engine, EngineError, Mode
 from .layers import Filesystem
 from .manifest import ImageConfig
 from .platform import Platform, parse_list, sort_key
-from .registry import Registry
+from .registry import Registry, credentials
 from .sources import Source, open_source
 
 
@@ -209,7 +209,8 @@ class Harness:
             if running is not None:
                 return running
             pinned = self.pinned(target)
-            self.engine.pull(pinned)
+            registry_host = pinned.split("/", 1)[0] if "/" in pinned else ""
+            self.engine.pull(pinned, credentials(registry_host) if registry_host else None)
             container = Container(
                 pinned,
                 str(target.platform),

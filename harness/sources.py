@@ -105,6 +105,10 @@ class DocumentSource(Source):
     def blob_path(self, digest: str) -> Path:
         """A local file holding the blob, its digest verified."""
 
+    @abstractmethod
+    def document_bytes(self, digest: str) -> bytes:
+        """The exact bytes of an index or manifest, to copy it with its digest unchanged."""
+
     def document(self, digest: str) -> Index | ImageManifest:
         with self._lock:
             if digest not in self._docs:
@@ -149,6 +153,9 @@ class RegistrySource(DocumentSource):
     def blob_path(self, digest: str) -> Path:
         return self.registry.blob_path(self.ref, digest)
 
+    def document_bytes(self, digest: str) -> bytes:
+        return self.registry.manifest_bytes(self.ref, digest)
+
     def runnable(self, digest: str, engine: Engine) -> str:
         return self.ref.with_digest(digest).pinned
 
@@ -186,10 +193,9 @@ class _LocalSource(DocumentSource):
         raise SourceError(f"{self.name}: index.json holds {len(entries)} images; name one as {self.name}:TAG")
 
     def _fetch(self, digest: str) -> Index | ImageManifest:
-        data = self._blob_bytes(digest)
-        return parse_manifest(data, digest, "", f"{self.name} {digest}")
+        return parse_manifest(self.document_bytes(digest), digest, "", f"{self.name} {digest}")
 
-    def _blob_bytes(self, digest: str) -> bytes:
+    def document_bytes(self, digest: str) -> bytes:
         return self.blob_path(digest).read_bytes()
 
     def runnable(self, digest: str, engine: Engine) -> str:
@@ -201,7 +207,7 @@ class _LocalSource(DocumentSource):
                 manifest = self.manifest(digest)
                 for desc in (manifest.config, *manifest.layers):
                     self.registry.push_blob(ref, desc.digest, self.blob_path(desc.digest))
-                self.registry.push_manifest(ref, digest, self._blob_bytes(digest), manifest.media_type)
+                self.registry.push_manifest(ref, digest, self.document_bytes(digest), manifest.media_type)
                 self._pushed[digest] = ref.with_digest(digest).pinned
             return self._pushed[digest]
 
@@ -435,6 +441,21 @@ def open_source(text: str, registry: Registry, engine: Engine | None = None, scr
         return DaemonSource(text, rest, engine, IndexCache(registry.cache_dir))
     ref_text = text[len("docker://") :] if text.startswith("docker://") else text
     return RegistrySource(text, Reference.parse(ref_text), registry)
+
+
+def check_source_name(text: str) -> None:
+    """Refuse, naming the fix, an ``--image`` value that cannot name a source."""
+    kind, sep, rest = text.partition(":")
+    if sep and kind in ("oci", "oci-archive"):
+        path, _ = _path_and_tag(rest)
+        if not path.exists():
+            raise SourceError(f"{text!r}: {path} does not exist (an {kind}: source is a path on this machine)")
+        return
+    if sep and kind == "docker-daemon":
+        if not rest:
+            raise SourceError(f"{text!r}: name the image, e.g. docker-daemon:app:1.4")
+        return
+    Reference.parse(text[len("docker://") :] if text.startswith("docker://") else text)
 
 
 def _path_and_tag(rest: str) -> tuple[Path, str | None]:

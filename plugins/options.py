@@ -8,7 +8,8 @@ from dataclasses import dataclass
 import pytest
 
 from harness.platform import Platform, PlatformError, format_list, parse_list
-from harness.reference import Reference, ReferenceError
+from harness.reference import ReferenceError
+from harness.sources import SourceError, check_source_name
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,39 @@ def addoption(parser: pytest.Parser) -> None:
         metavar="PATH",
         help="write the per-platform JSON report (schema 1) to PATH. ini: multiarch_json; env: MULTIARCH_JSON.",
     )
+    group.addoption(
+        "--elf-include",
+        action="append",
+        default=None,
+        metavar="GLOB",
+        help="audit only ELF files whose image path matches GLOB (repeatable). ini: multiarch_elf_include.",
+    )
+    group.addoption(
+        "--elf-exclude",
+        action="append",
+        default=None,
+        metavar="GLOB",
+        help="leave ELF files matching GLOB out of the audit, e.g. firmware for another CPU (repeatable). "
+        "ini: multiarch_elf_exclude.",
+    )
+    group.addoption(
+        "--scratch-registry",
+        default=None,
+        metavar="HOST:PORT",
+        help="registry that OCI layouts and archives are copied into so the engine can pull them by "
+        "digest (default 127.0.0.1:5000). env: MULTIARCH_SCRATCH_REGISTRY.",
+    )
+    group.addoption(
+        "--insecure-registry",
+        action="store_true",
+        default=False,
+        help="allow plain http to registries that are not on loopback (loopback always may use it)",
+    )
     parser.addini("multiarch_images", "images to test (one per line)", type="linelist", default=[])
+    parser.addini("multiarch_elf_include", "globs of ELF paths to audit (one per line)", type="linelist", default=[])
+    parser.addini(
+        "multiarch_elf_exclude", "globs of ELF paths to leave out (one per line)", type="linelist", default=[]
+    )
     parser.addini("multiarch_platforms", "platforms to test, comma-separated, or all", default="")
     parser.addini("multiarch_json", "path of the JSON report", default="")
 
@@ -50,7 +83,7 @@ def _resolve(config: pytest.Config, opt: str, ini: str, env: str) -> Setting:
     value = config.getoption(opt)
     if value:
         return Setting(value, "command line")
-    ini_value = config.getini(ini)
+    ini_value = config.getini(ini) if ini else None
     if ini_value:
         return Setting(ini_value, "ini")
     if os.environ.get(env):
@@ -65,6 +98,10 @@ class Options:
     platforms: list[Platform] | None
     platforms_source: str
     json_path: str | None
+    elf_include: tuple[str, ...] = ()
+    elf_exclude: tuple[str, ...] = ()
+    scratch_registry: str | None = None
+    insecure: bool = False
 
     @property
     def platforms_text(self) -> str:
@@ -80,8 +117,8 @@ def resolve(config: pytest.Config) -> Options:
         refs = [r.strip() for r in images.value or [] if r.strip()]
     for ref in refs:
         try:
-            Reference.parse(ref)
-        except ReferenceError as exc:
+            check_source_name(ref)
+        except (ReferenceError, SourceError) as exc:
             raise pytest.UsageError(f"--image: {exc}") from None
     plats = _resolve(config, "platforms", "multiarch_platforms", "MULTIARCH_PLATFORMS")
     try:
@@ -89,10 +126,22 @@ def resolve(config: pytest.Config) -> Options:
     except PlatformError as exc:
         raise pytest.UsageError(f"--platforms ({plats.source}): {exc}") from None
     json_path = _resolve(config, "multiarch_json", "multiarch_json", "MULTIARCH_JSON")
+    include = _resolve(config, "elf_include", "multiarch_elf_include", "MULTIARCH_ELF_INCLUDE")
+    exclude = _resolve(config, "elf_exclude", "multiarch_elf_exclude", "MULTIARCH_ELF_EXCLUDE")
+    scratch = _resolve(config, "scratch_registry", "", "MULTIARCH_SCRATCH_REGISTRY")
     return Options(
         tuple(dict.fromkeys(refs)),
         images.source,
         platforms,
         plats.source,
         str(json_path.value) if json_path.value else None,
+        _globs(include.value),
+        _globs(exclude.value),
+        str(scratch.value) if scratch.value else None,
+        bool(config.getoption("insecure_registry")),
     )
+
+
+def _globs(value: str | list[str] | None) -> tuple[str, ...]:
+    items = value.split(",") if isinstance(value, str) else (value or [])
+    return tuple(g.strip() for g in items if g.strip())

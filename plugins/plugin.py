@@ -19,6 +19,7 @@ from harness import Harness
 from harness.container import LABEL_SESSION
 from harness.engine import Engine, EngineError
 from harness.platform import Platform
+from harness.registry import Registry
 from harness.report import KIND_TEST, Report
 from harness.session import ImagePlan, Target
 
@@ -42,7 +43,15 @@ class State:
     @property
     def harness(self) -> Harness:
         if self._harness is None:
-            self._harness = Harness(self.opts.platforms, session_id=self.session_id, pins=self.pins)
+            self._harness = Harness(
+                self.opts.platforms,
+                session_id=self.session_id,
+                pins=self.pins,
+                elf_include=self.opts.elf_include,
+                elf_exclude=self.opts.elf_exclude,
+                scratch_registry=self.opts.scratch_registry,
+                registry=Registry(insecure=self.opts.insecure),
+            )
         return self._harness
 
     def plan(self, ref: str) -> ImagePlan:

@@ -10,11 +10,14 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 state=${MULTIARCH_STATE_DIR:-/var/lib/multiarch-harness}
 registry_addr=127.0.0.1:5000
+auth_registry_addr=127.0.0.1:5001
 
 . "$here/lib.sh"
 
 engine_up() { docker version --format '{{.Server.Version}}' >/dev/null 2>&1; }
 registry_up() { curl -fs -o /dev/null "http://$registry_addr/v2/"; }
+# The login registry answers 401 to an anonymous /v2/: that it answers at all is enough.
+auth_registry_up() { [ "$(curl -s -o /dev/null -w '%{http_code}' "http://$auth_registry_addr/v2/")" = 401 ]; }
 binfmt_up() { [ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ] && grep -q '^enabled' /proc/sys/fs/binfmt_misc/qemu-aarch64; }
 
 if [ "${1:-}" = --check ]; then
@@ -22,6 +25,7 @@ if [ "${1:-}" = --check ]; then
   engine_up && log "engine: up" || { log "engine: down"; ok=1; }
   binfmt_up && log "qemu binfmt handlers: enabled" || { log "qemu binfmt handlers: missing"; ok=1; }
   registry_up && log "registry $registry_addr: up" || { log "registry $registry_addr: down"; ok=1; }
+  auth_registry_up && log "login registry $auth_registry_addr: up" || { log "login registry $auth_registry_addr: down"; ok=1; }
   exit $ok
 fi
 
@@ -73,4 +77,17 @@ else
   sudo_ sh -c "nohup docker-registry serve '$here/registry.yml' >'$state/registry.log' 2>&1 &"
   wait_for "registry (see $state/registry.log)" 30 registry_up
   log "registry $registry_addr: up"
+fi
+
+# A second registry that asks for a login, for tests of authenticated pulls.
+if auth_registry_up; then
+  log "login registry $auth_registry_addr: already answering"
+else
+  apt_install docker-registry curl
+  mkdir -p "$state/registry-auth"
+  sed "s#HTPASSWD_PATH#$here/htpasswd#" "$here/registry-auth.yml" >"$state/registry-auth.yml"
+  log "starting login registry on $auth_registry_addr (log: $state/registry-auth.log)"
+  sudo_ sh -c "nohup docker-registry serve '$state/registry-auth.yml' >'$state/registry-auth.log' 2>&1 &"
+  wait_for "login registry (see $state/registry-auth.log)" 30 auth_registry_up
+  log "login registry $auth_registry_addr: up"
 fi

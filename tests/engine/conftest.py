@@ -86,13 +86,17 @@ def no_leftovers(engine: docker.DockerClient):
     assert not left, f"containers left behind: {sorted(left)}"
 
 
-def run_plugin(where: Path, *args: str, timeout: float = 900) -> tuple[pytest.RunResult, dict]:
+def run_plugin(
+    where: Path, *args: str, timeout: float = 900, env: dict[str, str] | None = None
+) -> tuple[pytest.RunResult, dict]:
     """Run pytest with the plugin in a subprocess in ``where``; returns the result and its JSON."""
     report = where / "multiarch.json"
     report.unlink(missing_ok=True)
     cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--multiarch-json", str(report), *args]
     start = time.monotonic()
-    proc = subprocess.run(cmd, cwd=where, capture_output=True, text=True, timeout=timeout, check=False)
+    proc = subprocess.run(
+        cmd, cwd=where, capture_output=True, text=True, timeout=timeout, check=False, env={**os.environ, **(env or {})}
+    )
     result = pytest.RunResult(
         proc.returncode, proc.stdout.splitlines(), proc.stderr.splitlines(), time.monotonic() - start
     )

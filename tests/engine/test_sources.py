@@ -1,0 +1,186 @@
+"""Every kind of source against the real stack: a registry that asks for a login (with
+credentials from the Docker config file and from a credential helper), OCI layouts and
+archives written by buildah, and an image already in the engine."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import subprocess
+import uuid
+
+import pytest
+
+from conftest import by_platform, image_named, project, run_plugin
+from harness import Harness
+from harness.reference import Reference
+from harness.registry import Registry, RegistryError
+
+AUTH_REGISTRY = "127.0.0.1:5001"
+USER, PASSWORD = "multiarch", "multiarch-test-password"  # the test account of stack/htpasswd
+TESTS = """
+def test_runs(container):
+    assert container.run(["true"]).exit_code == 0
+"""
+PLATFORMS = "linux/amd64,linux/arm64,linux/arm/v6"
+
+
+def write_config(where, **config):
+    where.mkdir(parents=True, exist_ok=True)
+    (where / "config.json").write_text(json.dumps(config))
+    return where
+
+
+@pytest.fixture(scope="module")
+def login_config(tmp_path_factory):
+    auth = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+    return write_config(tmp_path_factory.mktemp("docker-config"), auths={AUTH_REGISTRY: {"auth": auth}})
+
+
+@pytest.fixture(scope="module")
+def private_image(samples, login_config, registry):
+    """The armv7-in-v6 sample, copied into the login registry under a fresh tag."""
+    try:
+        anonymous = Registry().manifest(Reference.parse(f"{AUTH_REGISTRY}/x/y:z"))
+    except RegistryError as exc:
+        if "asks for a login" not in str(exc):
+            pytest.fail(f"the login registry at {AUTH_REGISTRY} does not answer as expected: {exc}")
+    else:
+        pytest.fail(f"the login registry let an anonymous client in: {anonymous}")
+    tag = uuid.uuid4().hex[:8]
+    os.environ["DOCKER_CONFIG"] = str(login_config)
+    try:
+        src = Harness(PLATFORMS).source(samples["armv7-in-v6"])
+        dest = Reference.parse(f"{AUTH_REGISTRY}/private/app:{tag}")
+        reg = Registry()
+        index = src.document(src.resolve().digest)
+        for desc in index.manifests:
+            manifest = src.manifest(desc.digest)
+            for blob in (manifest.config, *manifest.layers):
+                reg.push_blob(dest, blob.digest, src.blob_path(blob.digest))
+            reg.push_manifest(dest, desc.digest, src.document_bytes(desc.digest), manifest.media_type)
+        reg.push_manifest(dest, tag, src.document_bytes(index.digest), index.media_type)
+    finally:
+        del os.environ["DOCKER_CONFIG"]
+    return str(dest)
+
+
+def test_login_required_is_a_clear_failure(private_image, tmp_path_factory):
+    where = project(tmp_path_factory, "nologin", {"test_runs.py": TESTS})
+    empty = write_config(where / "empty-docker-config")
+    result, data = run_plugin(
+        where, "--image", private_image, "--platforms", PLATFORMS, env={"DOCKER_CONFIG": str(empty)}
+    )
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines([f"*{AUTH_REGISTRY} asks for a login: run `docker login {AUTH_REGISTRY}`*"])
+    assert image_named(data, private_image)["error"]
+
+
+def check_private_run(result, data, private_image):
+    plats = by_platform(image_named(data, private_image))
+    assert set(plats) == set(PLATFORMS.split(","))
+    assert plats["linux/arm/v6"]["checks"]["elf"]["outcome"] == "failed"
+    for name in ("linux/amd64", "linux/arm64"):
+        assert {c["outcome"] for c in plats[name]["checks"].values()} == {"passed"}
+        assert [t["outcome"] for t in plats[name]["tests"]] == ["passed"]  # the engine pulled with the login
+    everything = "\n".join(result.outlines + result.errlines) + json.dumps(data)
+    assert PASSWORD not in everything
+
+
+def test_login_from_the_docker_config_file(private_image, login_config, tmp_path_factory, no_leftovers):
+    where = project(tmp_path_factory, "login", {"test_runs.py": TESTS})
+    result, data = run_plugin(
+        where, "--image", private_image, "--platforms", PLATFORMS, env={"DOCKER_CONFIG": str(login_config)}
+    )
+    check_private_run(result, data, private_image)
+
+
+def test_login_from_a_credential_helper(private_image, tmp_path_factory, no_leftovers):
+    where = project(tmp_path_factory, "helper", {"test_runs.py": TESTS})
+    bin_dir = where / "bin"
+    bin_dir.mkdir()
+    helper = bin_dir / "docker-credential-multiarchtest"
+    helper.write_text(
+        "#!/bin/sh\n"
+        '[ "$1" = get ] || exit 1\n'
+        "read -r server\n"
+        f'[ "$server" = {AUTH_REGISTRY} ] || {{ echo "credentials not found in native keychain"; exit 1; }}\n'
+        f'printf \'{{"ServerURL":"%s","Username":"{USER}","Secret":"{PASSWORD}"}}\' "$server"\n'
+    )
+    helper.chmod(0o755)
+    config = write_config(where / "docker-config", credHelpers={AUTH_REGISTRY: "multiarchtest"})
+    result, data = run_plugin(
+        where,
+        "--image",
+        private_image,
+        "--platforms",
+        PLATFORMS,
+        env={"DOCKER_CONFIG": str(config), "PATH": f"{bin_dir}:{os.environ['PATH']}"},
+    )
+    check_private_run(result, data, private_image)
+
+
+@pytest.fixture(scope="module")
+def buildah_outputs(samples, tmp_path_factory):
+    """The armv7-in-v6 sample as buildah writes it: an OCI layout and an OCI archive."""
+    if not shutil.which("buildah"):
+        pytest.fail("buildah is not installed (sample_images/build.sh installs it)")
+    out = tmp_path_factory.mktemp("buildah")
+    name = f"multiarch-test-{uuid.uuid4().hex[:8]}"
+    run = lambda *a: subprocess.run(["buildah", *a], check=True, capture_output=True, text=True)  # noqa: E731
+    run("manifest", "create", name)
+    try:
+        run("manifest", "add", "--all", "--tls-verify=false", name, f"docker://{samples['armv7-in-v6']}")
+        run("manifest", "push", "--all", "--tls-verify=false", name, f"oci:{out / 'layout'}:v1")
+        run("manifest", "push", "--all", "--tls-verify=false", name, f"oci-archive:{out / 'image.tar'}:v1")
+    finally:
+        subprocess.run(["buildah", "manifest", "rm", name], capture_output=True, check=False)
+    return out
+
+
+@pytest.mark.parametrize("kind", ["oci", "oci-archive"])
+def test_buildah_layouts_are_audited_and_run(kind, buildah_outputs, tmp_path_factory, no_leftovers):
+    path = buildah_outputs / ("layout" if kind == "oci" else "image.tar")
+    image = f"{kind}:{path}:v1"
+    where = project(tmp_path_factory, kind, {"test_runs.py": TESTS})
+    result, data = run_plugin(where, "--image", image, "--platforms", PLATFORMS)
+    plats = by_platform(image_named(data, image))
+    assert set(plats) == set(PLATFORMS.split(","))
+    assert plats["linux/arm/v6"]["checks"]["elf"]["outcome"] == "failed"
+    assert "/bin/busybox needs ARMv7" in plats["linux/arm/v6"]["checks"]["elf"]["detail"]
+    for name in ("linux/amd64", "linux/arm64"):
+        assert {c["outcome"] for c in plats[name]["checks"].values()} == {"passed"}
+        assert [t["outcome"] for t in plats[name]["tests"]] == ["passed"]
+    result.assert_outcomes(passed=1 + 8 + 3, failed=1)
+
+
+def test_layout_with_a_corrupted_blob_names_it(buildah_outputs, tmp_path):
+    layout = tmp_path / "layout"
+    shutil.copytree(buildah_outputs / "layout", layout)
+    h = Harness("linux/arm64")
+    plan = h.plan(f"oci:{layout}:v1")
+    manifest = h.source(plan.image).manifest(plan.targets[0].digest)
+    blob = layout / "blobs" / "sha256" / manifest.layers[0].digest.partition(":")[2]
+    blob.write_bytes(blob.read_bytes()[:-10] + b"0123456789")
+    with pytest.raises(ValueError, match=f"blob {manifest.layers[0].digest} does not match its content"):
+        h.check_elf(plan.targets[0])
+
+
+def test_image_from_the_engine_store(samples, engine, tmp_path_factory, no_leftovers):
+    src = Harness("linux/arm64").plan(samples["amd64-tarball"]).targets[0]
+    pinned = f"{samples['amd64-tarball'].rsplit(':', 1)[0]}@{src.digest}"
+    local = f"multiarch-test/local-tarball:{uuid.uuid4().hex[:8]}"
+    engine.images.pull(pinned).tag(local)
+    try:
+        image = f"docker-daemon:{local}"
+        where = project(tmp_path_factory, "daemon", {"test_runs.py": TESTS})
+        _result, data = run_plugin(where, "--image", image)
+        (plat,) = image_named(data, image)["platforms"]
+        assert plat["platform"] == "linux/arm64"
+        assert plat["checks"]["elf"]["outcome"] == "failed"
+        assert "/usr/local/bin/tool is ELF64 LSB x86-64" in plat["checks"]["elf"]["detail"]
+        assert [t["outcome"] for t in plat["tests"]] == ["passed"]
+    finally:
+        engine.images.remove(local)
