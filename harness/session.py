@@ -232,6 +232,9 @@ class Harness:
             for container in self._containers.values():
                 container.stop()
             self._containers.clear()
+            for source in self._sources.values():
+                source.close()
+            self._sources.clear()
             if self._engine is not None:
                 # The engine may be gone, and its containers with it.
                 with contextlib.suppress(Exception):

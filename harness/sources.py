@@ -65,6 +65,9 @@ class Source(ABC):
     def runnable(self, digest: str, engine: Engine) -> str:
         """What the engine runs for this platform: a reference pinned by digest, never a tag."""
 
+    def close(self) -> None:  # noqa: B027 - most sources hold nothing open
+        """Release what the source holds open."""
+
 
 def _entries(doc: Index | ImageManifest, single: ImageConfig | None) -> Resolved:
     if isinstance(doc, Index):
@@ -269,6 +272,9 @@ class ArchiveSource(_LocalSource):
             raise SourceError(f"{name}: {path} is not a readable tar file ({exc})") from exc
         if "oci-layout" not in self.members:
             raise SourceError(f"{name}: {path} holds no oci-layout file: not an OCI archive")
+
+    def close(self) -> None:
+        self.tar.close()
 
     def _read(self, relpath: str) -> bytes:
         member = self.members.get(relpath)
