@@ -114,7 +114,7 @@ def test_not_a_layout(tmp_path, registry):
 def test_tampered_blob_is_refused(tmp_path, registry):
     layout = make_layout(tmp_path / "l", platforms=("linux/amd64",))
     src = open_source(f"oci:{layout}", registry)
-    ((p, digest),) = src.resolve().entries
+    ((_, digest),) = src.resolve().entries
     layer_digest = src.manifest(digest).layers[0].digest
     (layout / "blobs" / "sha256" / layer_digest[7:]).write_bytes(b"tampered")
     with pytest.raises(SourceError, match=f"blob {layer_digest} does not match its content"):
@@ -124,7 +124,7 @@ def test_tampered_blob_is_refused(tmp_path, registry):
 def test_missing_blob_is_named(tmp_path, registry):
     layout = make_layout(tmp_path / "l", platforms=("linux/amd64",))
     src = open_source(f"oci:{layout}", registry)
-    ((p, digest),) = src.resolve().entries
+    ((_, digest),) = src.resolve().entries
     cfg = src.manifest(digest).config.digest
     (layout / "blobs" / "sha256" / cfg[7:]).unlink()
     with pytest.raises(SourceError, match=f"blob {cfg} is missing from the layout"):
