@@ -6,13 +6,27 @@ built-in checks and hands out running containers; the pytest plugin only wires i
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from .checks import CheckResult
-from .container import CommandResult, Container
 from .engine import Engine, EngineError, Mode
 from .platform import Platform, PlatformError
 from .reference import Reference, ReferenceError
 from .registry import Registry, RegistryError
 from .session import Harness, ImagePlan, Target
+
+if TYPE_CHECKING:
+    from .container import CommandResult, Container
+
+
+def __getattr__(name: str) -> Any:
+    # testcontainers (and docker with it) loads only when containers are used.
+    if name in ("CommandResult", "Container"):
+        from . import container
+
+        return getattr(container, name)
+    raise AttributeError(name)
+
 
 __all__ = [
     "CheckResult",

@@ -19,12 +19,7 @@ os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 
 from testcontainers.core.container import DockerContainer
 
-LABEL = "io.multiarch-harness"
-LABEL_SESSION = f"{LABEL}.session"
-LABEL_IMAGE = f"{LABEL}.image"
-LABEL_PLATFORM = f"{LABEL}.platform"
-LABEL_DIGEST = f"{LABEL}.digest"
-LABEL_PID = f"{LABEL}.pid"
+from .labels import LABEL, LABEL_DIGEST, LABEL_IMAGE, LABEL_PID, LABEL_PLATFORM, LABEL_SESSION  # noqa: F401
 
 #: Sleeps far longer than any run while staying within 32-bit time_t.
 KEEPALIVE_SECONDS = "2147483647"

@@ -28,6 +28,8 @@ class ELFError(ValueError):
 
 
 GO_BUILDINFO_MAGIC = b"\xff Go buildinf:"
+#: The name of the ELF note Go's linker writes with the build ID, right after the headers.
+GO_NOTE = b"Go\x00\x00"
 #: Bytes after the Go build info magic that hold the version and module info.
 GO_BUILDINFO_SPAN = 64 * 1024
 

@@ -13,14 +13,14 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import docker
-import docker.errors
+from typing import TYPE_CHECKING, Any
 
 from . import binfmt
 from .arch import spec_for
 from .platform import Platform
+
+if TYPE_CHECKING:
+    import docker
 
 NATIVE = "native"
 EMULATED = "emulated"
@@ -52,6 +52,8 @@ class Mode:
 
 class Engine:
     def __init__(self, base_url: str | None = None, client: docker.DockerClient | None = None) -> None:
+        import docker  # imported when an engine is first needed: static audits never load it
+
         self.base_url = base_url or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
         try:
             self.client = client or docker.DockerClient(base_url=self.base_url, timeout=120)
@@ -114,6 +116,8 @@ class Engine:
         The engine keeps one platform per tag, so pulls and runs always go by the
         platform's own manifest digest.
         """
+        import docker.errors
+
         lock = Path(tempfile.gettempdir()) / f"multiarch-pull-{hashlib.sha256(pinned.encode()).hexdigest()[:16]}.lock"
         with open(lock, "w") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
@@ -137,6 +141,8 @@ class Engine:
 
     def remove_labelled(self, labels: dict[str, Any]) -> int:
         """Remove every container carrying all of ``labels``; returns how many."""
+        import docker.errors
+
         filters = {"label": [f"{k}={v}" for k, v in labels.items()]}
         removed = 0
         for container in self.client.containers.list(all=True, filters=filters):

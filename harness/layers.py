@@ -18,12 +18,19 @@ import os
 import posixpath
 import tarfile
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 from . import elf
+
+igzip: Any
+try:
+    from isal import igzip
+except ImportError:  # pragma: no cover - a declared dependency; zlib still works
+    igzip = None
 
 WHITEOUT = ".wh."
 OPAQUE = ".wh..wh..opq"
@@ -109,6 +116,11 @@ class _Prefixed:
         out, self.prefix = self.prefix[:n], self.prefix[n:]
         return out + (bytes(self.fh.read(n - len(out))) if len(out) < n else b"")
 
+    def readinto(self, buf: Any) -> int:
+        data = self.read(len(buf))
+        buf[: len(data)] = data
+        return len(data)
+
 
 def open_decompressed(fh: Any, label: str) -> Any:
     """The layer's tar stream, whatever its compression (gzip, zstd or none). ``fh`` needs
@@ -116,6 +128,8 @@ def open_decompressed(fh: Any, label: str) -> Any:
     magic = fh.read(4)
     fh = _Prefixed(magic, fh)
     if magic[:2] == b"\x1f\x8b":
+        if igzip is not None:  # ISA-L inflates about 2.5x faster than zlib, same output
+            return igzip.IGzipFile(fileobj=fh, mode="rb")
         return gzip.GzipFile(fileobj=fh, mode="rb")
     if magic == b"\x28\xb5\x2f\xfd":
         try:
@@ -126,12 +140,40 @@ def open_decompressed(fh: Any, label: str) -> Any:
     return fh
 
 
+class _Forward:
+    """A read-only stream that seeks forward by reading. tarfile's random-access mode
+    needs seek and tell, but over a layer it only ever moves forward; this spares its
+    stream mode's buffer copies, which cost as much as a quarter of the inflating."""
+
+    def __init__(self, raw: Any) -> None:
+        self.raw = raw
+        self.pos = 0
+
+    def read(self, n: int = -1) -> bytes:
+        data: bytes = self.raw.read(n)
+        self.pos += len(data)
+        return data
+
+    def tell(self) -> int:
+        return self.pos
+
+    def seek(self, pos: int, whence: int = os.SEEK_SET) -> int:
+        target = pos if whence == os.SEEK_SET else self.pos + pos
+        if whence not in (os.SEEK_SET, os.SEEK_CUR) or target < self.pos:
+            raise OSError("a layer stream only moves forward")
+        while self.pos < target:
+            if not self.read(min(target - self.pos, CHUNK)):
+                break
+        return self.pos
+
+
 def index_layer(stream: IO[bytes], label: str, spool_dir: str | None = None) -> LayerIndex:
     index = LayerIndex()
     try:
-        with tarfile.open(fileobj=stream, mode="r|", bufsize=CHUNK) as tar:
+        with tarfile.open(fileobj=_Forward(stream), mode="r:") as tar:  # type: ignore[call-overload]
             for member in tar:
                 _index_member(tar, member, label, index, spool_dir)
+                tar.members.clear()  # kept by tarfile for random access, never needed here
     except (tarfile.TarError, OSError, EOFError, ValueError) as exc:
         raise LayerError(f"layer {label}: not a readable tar stream ({exc})") from exc
     return index
@@ -196,9 +238,17 @@ def _scan(fh: IO[bytes], head: bytearray, need: int, whole: Any) -> bytes | None
     magic = elf.GO_BUILDINFO_MAGIC
     at = head.find(magic)
     go = bytearray(head[at:]) if at >= 0 else None
+    # Go's linker puts its build ID note right after the headers; without it there is no
+    # build info to look for, and the rest of the file need not pass through Python.
+    want_go = go is not None or elf.GO_NOTE in head
     tail = bytes(head[-(len(magic) - 1) :])
     extra = bytearray()
-    while True:
+    while (
+        whole is not None
+        or need > len(head) + len(extra)
+        or (want_go and go is None)
+        or (go is not None and len(go) < elf.GO_BUILDINFO_SPAN)
+    ):
         chunk = fh.read(CHUNK)
         if not chunk:
             break
@@ -338,13 +388,26 @@ class Filesystem:
         return sorted((p, n) for p, n in self.nodes.items() if n.elf is not None or n.elf_error)
 
 
-def layer_index(path: Path, digest: str, label: str, cache: IndexCache, spool_dir: str | None = None) -> LayerIndex:
-    """The index of the layer blob at ``path``: from the cache, or read once and cached."""
+def layer_index(
+    blob: Path | Callable[[], AbstractContextManager[Any]],
+    digest: str,
+    label: str,
+    cache: IndexCache,
+    spool_dir: str | None = None,
+) -> LayerIndex:
+    """The index of a layer blob: from the cache, or read once and cached.
+
+    ``blob`` is a file, or opens a stream that verifies the blob's digest when it is
+    closed; an index is cached only after its blob verified.
+    """
     cached = cache.get(digest)
     if cached is not None:
         return cached
-    with open(path, "rb") as fh:
+    opener = (lambda: open(blob, "rb")) if isinstance(blob, Path) else blob  # noqa: SIM115
+    with opener() as fh:
         index = index_layer(open_decompressed(fh, label), label, spool_dir)
+        while fh.read(CHUNK):  # the rest (tar padding), so the digest covers every byte
+            pass
     cache.put(digest, index)
     return index
 

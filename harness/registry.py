@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import os
+import queue
 import re
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -249,6 +252,33 @@ class Registry:
                 raise RegistryError(f"{ref.name}: blob {digest} content hashes to sha256:{hasher.hexdigest()}")
         return path
 
+    @contextmanager
+    def open_blob(self, ref: Reference, digest: str) -> Iterator[Any]:
+        """A stream of the blob. From the cache when it is there; else fetched while it is
+        read: a thread downloads, hashes and writes the cache file, so the network and the
+        reader's decompression overlap. The digest is checked when the stream is drained and
+        closed; a mismatch raises then, and nothing is cached."""
+        path = self._blob_file(ref, digest)
+        if path.exists():
+            with open(path, "rb") as fh:
+                yield fh
+            return
+        resp = self._request(ref, "GET", f"{self._base(ref)}/blobs/{digest}", stream=True)
+        if resp.status_code != 200:
+            raise RegistryError(f"{ref.name}: blob {digest} answered {resp.status_code}")
+        stream = _TeeStream(resp, path, digest, ref.name)
+        try:
+            yield stream
+            stream.finish()
+        finally:
+            stream.close()
+
+    def _blob_file(self, ref: Reference, digest: str) -> Path:
+        algo, _, hexd = digest.partition(":")
+        if algo != "sha256" or not re.fullmatch(r"[0-9a-f]{64}", hexd):
+            raise RegistryError(f"{ref.name}: unsupported blob digest {digest!r}")
+        return self.cache_dir / "blobs" / "sha256" / hexd
+
     def blob_bytes(self, ref: Reference, digest: str) -> bytes:
         return self.blob_path(ref, digest).read_bytes()
 
@@ -284,6 +314,80 @@ class Registry:
         if put.status_code != 201:
             raise RegistryError(f"{ref.name}: manifest PUT answered {put.status_code}: {put.text[:200]}")
         return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+class _TeeStream:
+    """Reads a download through a queue filled by a thread that hashes and caches it."""
+
+    def __init__(self, resp: requests.Response, path: Path, digest: str, where: str) -> None:
+        self.resp, self.path, self.digest, self.where = resp, path, digest, where
+        self.queue: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=16)
+        self.buf = b""
+        self.pos = 0
+        self.done = False
+        self.error: BaseException | None = None
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, self.tmp = tempfile.mkstemp(dir=path.parent, prefix=".partial-")
+        self.out = os.fdopen(fd, "wb")
+        self.hasher = hashlib.sha256()
+        self.thread = threading.Thread(target=self._pump, daemon=True)
+        self.thread.start()
+
+    def _pump(self) -> None:
+        try:
+            for chunk in self.resp.iter_content(1 << 20):
+                self.hasher.update(chunk)
+                self.out.write(chunk)
+                self.queue.put(chunk)
+            self.queue.put(None)
+        except BaseException as exc:
+            self.queue.put(exc)
+
+    def read(self, n: int = -1) -> bytes:
+        # Hand out whole chunks where possible: slicing a growing buffer copies it again
+        # on every read, which costs more than the hashing.
+        if self.pos >= len(self.buf):
+            if self.done:
+                return b""
+            item = self.queue.get()
+            if item is None:
+                self.done = True
+                return b""
+            if isinstance(item, BaseException):
+                self.done = True
+                raise RegistryError(f"{self.where}: download of {self.digest} failed: {item}") from item
+            self.buf, self.pos = item, 0
+        if n < 0:
+            out = self.buf[self.pos :] + b"".join(iter(lambda: self.read(1 << 20), b""))
+            self.pos = len(self.buf)
+            return out
+        out = self.buf[self.pos : self.pos + n]
+        self.pos += len(out)
+        return out
+
+    def readinto(self, b: Any) -> int:
+        data = self.read(len(b))
+        b[: len(data)] = data
+        return len(data)
+
+    def finish(self) -> None:
+        """After the last byte was read: keep the file only if the digest matches."""
+        self.thread.join()
+        self.out.close()
+        if "sha256:" + self.hasher.hexdigest() != self.digest:
+            raise RegistryError(f"{self.where}: blob {self.digest} content hashes to sha256:{self.hasher.hexdigest()}")
+        os.replace(self.tmp, self.path)
+
+    def close(self) -> None:
+        self.resp.close()
+        if not self.done:
+            while self.thread.is_alive():  # unblock the pump so it can end
+                with contextlib.suppress(queue.Empty):
+                    self.queue.get(timeout=0.1)
+        self.thread.join(timeout=5)
+        self.out.close()
+        if os.path.exists(self.tmp):
+            os.unlink(self.tmp)
 
 
 @contextmanager

@@ -17,26 +17,20 @@ import threading
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import checks
 from .checks import CheckResult
-from .container import (
-    KEEPALIVE_SECONDS,
-    LABEL,
-    LABEL_DIGEST,
-    LABEL_IMAGE,
-    LABEL_PID,
-    LABEL_PLATFORM,
-    LABEL_SESSION,
-    Container,
-)
 from .engine import UNAVAILABLE, Engine, EngineError, Mode
+from .labels import LABEL, LABEL_DIGEST, LABEL_IMAGE, LABEL_PID, LABEL_PLATFORM, LABEL_SESSION
 from .layers import Filesystem
 from .manifest import ImageConfig
 from .platform import Platform, parse_list, sort_key
 from .registry import Registry, credentials
 from .sources import Source, open_source
+
+if TYPE_CHECKING:
+    from .container import Container
 
 
 @dataclass(frozen=True)
@@ -159,6 +153,22 @@ class Harness:
         """What the engine pulls and runs for ``target``: by digest, never by tag."""
         return self.source(target.image).runnable(target.digest, self.engine)
 
+    def audit(self, image: str) -> dict[Platform, CheckResult]:
+        """The static ELF audit of every requested platform of ``image``: no engine needed.
+
+        This is what a release gate runs on a candidate before it is pushed or promoted,
+        including platforms this host could not run. Missing platforms are not in the result
+        (``plan()`` says which they are).
+        """
+        resolved = self.source(image).resolve(self.pins.get(image))
+        wanted = set(self.requested) if self.requested is not None else None
+        source = self.source(image)
+        return {
+            platform: checks.check_elf(platform, source.filesystem(digest), self.elf_include, self.elf_exclude)
+            for platform, digest in resolved.entries
+            if wanted is None or platform in wanted
+        }
+
     # --- checks ------------------------------------------------------------------------------
     def check_config(self, target: Target) -> CheckResult:
         return checks.check_config(target.platform, self.config(target))
@@ -198,10 +208,14 @@ class Harness:
                 f"{target.image} ({target.platform}): the image has no `sleep` on its PATH to keep a "
                 "container running between commands"
             )
+        from .container import KEEPALIVE_SECONDS
+
         return [sleep, KEEPALIVE_SECONDS]
 
     def container(self, target: Target) -> Container:
         """The running container of ``target``, started on first use and then reused."""
+        from .container import Container  # testcontainers is imported only when running
+
         if not target.mode.runnable:
             raise EngineError(f"cannot run {target.platform} here: {target.mode.reason}")
         with self._lock:

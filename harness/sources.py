@@ -20,6 +20,8 @@ import tarfile
 import tempfile
 import threading
 from abc import ABC, abstractmethod
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -137,8 +139,12 @@ class DocumentSource(Source):
     def filesystem(self, digest: str) -> Filesystem:
         fs = Filesystem()
         for desc in self.manifest(digest).layers:
-            fs.apply(layer_index(self.blob_path(desc.digest), desc.digest, desc.digest[:19], self.cache))
+            fs.apply(layer_index(self.blob_opener(desc.digest), desc.digest, desc.digest[:19], self.cache))
         return fs
+
+    def blob_opener(self, digest: str) -> Path | Callable[[], AbstractContextManager[Any]]:
+        """How to read a layer blob: its file, or (registries) a stream fetched as it is read."""
+        return self.blob_path(digest)
 
 
 class RegistrySource(DocumentSource):
@@ -155,6 +161,9 @@ class RegistrySource(DocumentSource):
 
     def blob_path(self, digest: str) -> Path:
         return self.registry.blob_path(self.ref, digest)
+
+    def blob_opener(self, digest: str) -> Path | Callable[[], AbstractContextManager[Any]]:
+        return lambda: self.registry.open_blob(self.ref, digest)
 
     def document_bytes(self, digest: str) -> bytes:
         return self.registry.manifest_bytes(self.ref, digest)

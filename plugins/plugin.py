@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from harness import Harness
-from harness.container import LABEL_SESSION
 from harness.engine import Engine, EngineError
+from harness.labels import LABEL_SESSION
 from harness.platform import Platform
 from harness.registry import Registry
 from harness.report import KIND_TEST, Report

@@ -16,7 +16,7 @@ import docker
 import pytest
 import requests
 
-from harness.container import LABEL
+from harness.labels import LABEL
 
 REGISTRY = os.environ.get("SAMPLE_REGISTRY", "127.0.0.1:5000")
 SAMPLES = ("good", "amd64-tarball", "armv7-in-v6", "lost-arm64", "mislabelled")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import struct
 
 import pytest
 from elfcraft import elf_for, make_elf
@@ -34,7 +35,11 @@ def go_binary(platform: str, **settings: str) -> bytes:
         + bytes([len(modinfo)])
         + modinfo.encode()
     )
-    return elf_for(platform) + b"\0" * 100 + body
+    return elf_for(platform) + GO_NOTE + b"\0" * 100 + body
+
+
+# The build ID note Go's linker writes after the headers: namesz, descsz, type 4, "Go".
+GO_NOTE = struct.pack("<III", 4, 8, 4) + b"Go\0\0" + b"buildid!"
 
 
 def test_go_build_settings_are_read():
@@ -62,7 +67,8 @@ def test_go_settings_against_the_platform(platform, settings, outcome, says):
 
 def test_go_info_past_the_first_chunk_is_found():
     # The build info of real Go binaries sits megabytes into the file.
-    data = elf_for("linux/s390x") + b"\0" * (3 << 20) + go_binary("linux/s390x", GOARCH="amd64")[200:]
+    far = go_binary("linux/s390x", GOARCH="amd64")
+    data = elf_for("linux/s390x") + GO_NOTE + b"\0" * (3 << 20) + far[far.index(elf.GO_BUILDINFO_MAGIC) :]
     got = check_elf(P("linux/s390x"), fs_of(entry("bin/app", data)))
     assert "GOARCH=amd64" in got.detail
 
