@@ -82,6 +82,8 @@ class ImageResult:
     missing: list[str] = field(default_factory=list)
     present: list[str] = field(default_factory=list)
     error: str = ""
+    is_index: bool | None = None
+    notes: list[str] = field(default_factory=list)
     platforms: dict[str, PlatformResult] = field(default_factory=dict)
 
 
@@ -104,6 +106,8 @@ class Report:
         if kind == KIND_COVERAGE:
             image.missing = list(rec.get("missing", []))
             image.present = list(rec.get("present", []))
+            image.is_index = rec.get("is_index")
+            image.notes = list(rec.get("notes", []))
             return
         plat = image.platforms.get(rec["platform"])
         if plat is None:
@@ -176,6 +180,8 @@ class Report:
             "ref": image.ref,
             "digest": image.digest or None,
             "missing_platforms": image.missing,
+            "is_index": image.is_index,
+            "notes": image.notes,
             "platforms": [],
         }
         if image.error:

@@ -121,6 +121,8 @@ class CheckItem(pytest.Item):
                 "kind": KIND_COVERAGE,
                 "missing": [str(p) for p in self.plan.missing],
                 "present": [str(p) for p in self.plan.present],
+                "is_index": self.plan.is_index,
+                "notes": list(self.plan.notes),
                 "detail": detail,
                 "outcome": outcome,
             }

@@ -6,6 +6,7 @@ They are pushed here, in the test, from real static binaries taken out of the sa
 
 from __future__ import annotations
 
+import json
 import tarfile
 import uuid
 
@@ -221,3 +222,28 @@ def test_user_tests_ran_on_every_runnable_platform(run, unseen):
     for name in ("wrong-arch-vendored", "v7-in-v5", "config-variant", "whiteout-fixed", "no-uname"):
         for plat in image_named(data, unseen[name])["platforms"]:
             assert [t["outcome"] for t in plat["tests"]] == ["passed"], (name, plat["platform"])
+
+
+def test_single_manifest_tag_is_reported_as_such(registry, busybox, tmp_path_factory):
+    push = Pusher(registry)
+    tag = uuid.uuid4().hex[:8]
+    pushed = push.image("unseen/single", "linux/amd64", rootfs(busybox["linux/amd64"]))
+    push.manifest(
+        "unseen/single",
+        tag,
+        json.loads(
+            push.http.get(
+                f"{push.base}/unseen/single/manifests/{pushed.digest}",
+                headers={"Accept": pushed.media_type},
+                timeout=30,
+            ).content
+        ),
+    )
+    ref = f"{registry}/unseen/single:{tag}"
+    where = project(tmp_path_factory, "single", {"test_echo.py": TESTS})
+    result, data = run_plugin(where, "--image", ref, "--platforms", "linux/amd64,linux/arm64")
+    image = image_named(data, ref)
+    assert image["is_index"] is False
+    assert image["missing_platforms"] == ["linux/arm64"]
+    assert "this tag is not a manifest list: it is a single linux/amd64 image" in image["notes"]
+    result.stdout.fnmatch_lines(["*missing from the index: linux/arm64*not a manifest list*"])
