@@ -66,8 +66,12 @@ class ArchSpec:
     big_endian: bool
     machine: int
     uname: str  # on its own hardware
-    uname_qemu: str  # under qemu-user with its default CPU
+    uname_qemu: str  # under qemu-user with the CPU the harness picks (qemu_cpu)
     binfmt: str  # the qemu-user binfmt_misc handler that runs it
+    #: The CPU QEMU emulates for this platform (QEMU_CPU). QEMU's default ARM CPU runs
+    #: ARMv7 code, so an arm/v6 image carrying v7 code would pass there and die on a
+    #: Raspberry Pi Zero; with a CPU of the platform's own level it dies here too.
+    qemu_cpu: str | None = None
 
     @property
     def description(self) -> str:
@@ -81,8 +85,8 @@ _SPECS: dict[str, ArchSpec] = {
     "arm64": ArchSpec(64, False, 183, "aarch64", "aarch64", "qemu-aarch64"),
     "arm/v8": ArchSpec(32, False, 40, "armv8l", "armv7l", "qemu-arm"),
     "arm/v7": ArchSpec(32, False, 40, "armv7l", "armv7l", "qemu-arm"),
-    "arm/v6": ArchSpec(32, False, 40, "armv6l", "armv7l", "qemu-arm"),
-    "arm/v5": ArchSpec(32, False, 40, "armv5tel", "armv7l", "qemu-arm"),
+    "arm/v6": ArchSpec(32, False, 40, "armv6l", "armv6l", "qemu-arm", "arm1176"),
+    "arm/v5": ArchSpec(32, False, 40, "armv5tel", "armv5tel", "qemu-arm", "arm926"),
     "ppc64le": ArchSpec(64, False, 21, "ppc64le", "ppc64le", "qemu-ppc64le"),
     "ppc64": ArchSpec(64, True, 21, "ppc64", "ppc64", "qemu-ppc64"),
     "s390x": ArchSpec(64, True, 22, "s390x", "s390x", "qemu-s390x"),

@@ -25,6 +25,10 @@ from .labels import LABEL, LABEL_DIGEST, LABEL_IMAGE, LABEL_PID, LABEL_PLATFORM,
 KEEPALIVE_SECONDS = "2147483647"
 
 
+class ContainerExited(RuntimeError):
+    """The container stopped by itself: its exit code and last output are in the message."""
+
+
 @dataclass(frozen=True)
 class CommandResult:
     """What ``container.run(cmd)`` returns."""
@@ -71,7 +75,22 @@ class Container:
         )
 
     def start(self) -> Container:
+        """Start it; a container that exits at once (an illegal instruction under a faithful
+        CPU, a missing loader) is an error carrying its exit code and output."""
         self._tc.start()
+        wrapped = self._tc.get_wrapped_container()
+        for _ in range(10):
+            wrapped.reload()
+            if wrapped.status != "created":
+                break
+            time.sleep(0.05)
+        if wrapped.status != "running":
+            state = wrapped.attrs.get("State", {})
+            logs = self.logs().strip()[-500:]
+            raise ContainerExited(
+                f"{self.pinned} ({self.platform}) exited with code {state.get('ExitCode')} right after "
+                f"start" + (f": {logs}" if logs else "")
+            )
         return self
 
     @property

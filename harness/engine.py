@@ -40,6 +40,8 @@ class EngineError(RuntimeError):
 class Mode:
     kind: str  # NATIVE, EMULATED or UNAVAILABLE
     reason: str
+    #: Environment the platform's containers get (QEMU_CPU for faithful ARM variants).
+    env: tuple[tuple[str, str], ...] = ()
 
     @property
     def runnable(self) -> bool:
@@ -104,6 +106,12 @@ class Engine:
                 UNAVAILABLE,
                 f"binfmt_misc handler {handler.name} lacks the F flag, so containers cannot open "
                 f"{handler.interpreter}; {INSTALL_QEMU}",
+            )
+        if spec.qemu_cpu:
+            return Mode(
+                EMULATED,
+                f"qemu via binfmt_misc handler {handler.name}, CPU {spec.qemu_cpu}",
+                (("QEMU_CPU", spec.qemu_cpu),),
             )
         return Mode(EMULATED, f"qemu via binfmt_misc handler {handler.name}")
 

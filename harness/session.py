@@ -88,6 +88,7 @@ class Harness:
         self._configs: dict[str, ImageConfig] = {}
         self._filesystems: dict[str, Filesystem] = {}
         self._containers: dict[str, Container] = {}
+        self._start_errors: dict[str, EngineError] = {}
         self._lock = threading.RLock()
 
     # --- the engine ------------------------------------------------------------------------
@@ -183,13 +184,16 @@ class Harness:
         uname = fs.which("uname", self.config(target).path_dirs)
         if uname is None:
             return CheckResult(checks.SKIPPED, "the image has no uname on its PATH")
-        result = self.container(target).run([uname, "-m"])
+        try:
+            result = self.container(target).run([uname, "-m"])
+        except EngineError as exc:
+            return CheckResult(checks.FAILED, str(exc))
         if result.exit_code != 0:
-            return CheckResult(
-                checks.FAILED,
-                f"`uname -m` exited {result.exit_code}: {(result.stderr or result.stdout).strip()[:300]}",
-                result.duration_s,
-            )
+            why = (result.stderr or result.stdout).strip()[:300]
+            if result.exit_code == 132 and target.mode.emulated:
+                cpu = dict(target.mode.env).get("QEMU_CPU", "QEMU's default")
+                why += f" (SIGILL: the image needs instructions the {target.platform} CPU ({cpu}) lacks)"
+            return CheckResult(checks.FAILED, f"`uname -m` exited {result.exit_code}: {why}", result.duration_s)
         verdict = checks.check_uname(target.platform, self.engine.platform, target.mode.emulated, result.stdout.strip())
         return replace(verdict, command_s=result.duration_s)
 
@@ -214,7 +218,7 @@ class Harness:
 
     def container(self, target: Target) -> Container:
         """The running container of ``target``, started on first use and then reused."""
-        from .container import Container  # testcontainers is imported only when running
+        from .container import Container, ContainerExited  # testcontainers loads only to run
 
         if not target.mode.runnable:
             raise EngineError(f"cannot run {target.platform} here: {target.mode.reason}")
@@ -222,6 +226,8 @@ class Harness:
             running = self._containers.get(target.key)
             if running is not None:
                 return running
+            if target.key in self._start_errors:
+                raise self._start_errors[target.key]
             pinned = self.pinned(target)
             registry_host = pinned.split("/", 1)[0] if "/" in pinned else ""
             self.engine.pull(pinned, credentials(registry_host) if registry_host else None)
@@ -230,13 +236,21 @@ class Harness:
                 str(target.platform),
                 keepalive=self.keepalive(target),
                 labels=self.labels(target),
+                environment=dict(target.mode.env),
                 docker_client_kw={"environment": {"DOCKER_HOST": self.engine.base_url}},
             )
             try:
                 container.start()
             except Exception as exc:
                 container.stop()
-                raise EngineError(f"{pinned} ({target.platform}) did not start: {exc}") from exc
+                detail = (
+                    str(exc)
+                    if isinstance(exc, ContainerExited)
+                    else f"{pinned} ({target.platform}) did not start: {exc}"
+                )
+                # Kept, so the other tests of this platform fail at once with the same reason.
+                self._start_errors[target.key] = EngineError(detail)
+                raise self._start_errors[target.key] from exc
             self._containers[target.key] = container
             return container
 

@@ -61,8 +61,8 @@ def test_uname_matches_this_host_per_platform(run, samples):
         "linux/386": "x86_64",
         "linux/arm64": "aarch64",
         "linux/arm/v7": "armv7l",
-        "linux/arm/v6": "armv7l",
-        "linux/arm/v5": "armv7l",
+        "linux/arm/v6": "armv6l",
+        "linux/arm/v5": "armv5tel",
         "linux/ppc64le": "ppc64le",
         "linux/s390x": "s390x",
         "linux/mips64le": "mips64",
@@ -84,6 +84,20 @@ def test_armv7_code_in_v6_and_v5_is_caught(run, samples):
     image = image_named(data, samples["armv7-in-v6"])
     assert checks_failing(image, "elf") == {"linux/arm/v6", "linux/arm/v5"}
     assert "/bin/busybox needs ARMv7" in by_platform(image)["linux/arm/v6"]["checks"]["elf"]["detail"]
+
+
+def test_armv7_code_dies_on_a_faithful_v6_cpu(run, samples):
+    # QEMU's default CPU would run it; with QEMU_CPU=arm1176 it dies as on a Pi Zero.
+    _, data = run
+    plats = by_platform(image_named(data, samples["armv7-in-v6"]))
+    cpus = {"linux/arm/v6": "CPU arm1176", "linux/arm/v5": "CPU arm926"}
+    for name, cpu in cpus.items():
+        assert plats[name]["mode_reason"].endswith(cpu)
+        uname = plats[name]["checks"]["uname"]
+        assert uname["outcome"] == "failed"
+        assert "Illegal instruction" in uname["detail"]
+        assert "failed" in [t["outcome"] for t in plats[name]["tests"]]
+    assert {t["outcome"] for t in plats["linux/arm/v7"]["tests"]} == {"passed"}
 
 
 def test_lost_arm64_is_reported_missing(run, samples):

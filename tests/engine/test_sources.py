@@ -153,7 +153,9 @@ def test_buildah_layouts_are_audited_and_run(kind, buildah_outputs, tmp_path_fac
     for name in ("linux/amd64", "linux/arm64"):
         assert {c["outcome"] for c in plats[name]["checks"].values()} == {"passed"}
         assert [t["outcome"] for t in plats[name]["tests"]] == ["passed"]
-    result.assert_outcomes(passed=1 + 8 + 3, failed=1)
+    # On a faithful ARMv6 CPU the ARMv7 busybox dies: uname and the test fail too.
+    assert "Illegal instruction" in plats["linux/arm/v6"]["checks"]["uname"]["detail"]
+    result.assert_outcomes(passed=1 + 7 + 2, failed=3)
 
 
 def test_layout_with_a_corrupted_blob_names_it(buildah_outputs, tmp_path):

@@ -218,10 +218,13 @@ def test_no_uname_is_skipped_with_the_reason(run, unseen):
 
 
 def test_user_tests_ran_on_every_runnable_platform(run, unseen):
-    _result, data = run
+    _, data = run
     for name in ("wrong-arch-vendored", "v7-in-v5", "config-variant", "whiteout-fixed", "no-uname"):
         for plat in image_named(data, unseen[name])["platforms"]:
-            assert [t["outcome"] for t in plat["tests"]] == ["passed"], (name, plat["platform"])
+            expected = ["passed"]
+            if (name, plat["platform"]) == ("v7-in-v5", "linux/arm/v5"):
+                expected = ["failed"]  # ARMv7 code on a faithful ARMv5 CPU (QEMU_CPU=arm926)
+            assert [t["outcome"] for t in plat["tests"]] == expected, (name, plat["platform"])
 
 
 def test_single_manifest_tag_is_reported_as_such(registry, busybox, tmp_path_factory):
