@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shlex
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,6 +24,10 @@ from .labels import LABEL, LABEL_DIGEST, LABEL_IMAGE, LABEL_PID, LABEL_PLATFORM,
 
 #: Sleeps far longer than any run while staying within 32-bit time_t.
 KEEPALIVE_SECONDS = "2147483647"
+
+
+class CommandTimeout(TimeoutError):
+    """A command ran past its timeout; the message says which, where and for how long."""
 
 
 class ContainerExited(RuntimeError):
@@ -97,17 +102,39 @@ class Container:
     def id(self) -> str:
         return str(self._tc.get_wrapped_container().id)
 
-    def run(self, cmd: str | Sequence[str], *, user: str = "") -> CommandResult:
-        """Run a command in the container. A string is split like a shell would (no shell)."""
+    def run(self, cmd: str | Sequence[str], *, user: str = "", timeout: float | None = None) -> CommandResult:
+        """Run a command in the container. A string is split like a shell would (no shell).
+
+        With ``timeout``, a command still running after that many seconds raises
+        :class:`CommandTimeout`; the engine cannot stop one exec, so the caller must then
+        throw the container away (the harness does).
+        """
         argv = tuple(shlex.split(cmd)) if isinstance(cmd, str) else tuple(cmd)
         if not argv:
             raise ValueError("container.run() needs a command")
         wrapped = self._tc.get_wrapped_container()
+        api = wrapped.client.api
         start = time.perf_counter()
-        exit_code, output = wrapped.exec_run(list(argv), demux=True, user=user)
+        exec_id = api.exec_create(wrapped.id, list(argv), user=user)["Id"]
+        box: dict[str, Any] = {}
+
+        def go() -> None:
+            try:
+                box["output"] = api.exec_start(exec_id, demux=True)
+            except BaseException as exc:
+                box["error"] = exc
+
+        worker = threading.Thread(target=go, daemon=True)
+        worker.start()
+        worker.join(timeout)
         took = time.perf_counter() - start
+        if worker.is_alive():
+            raise CommandTimeout(f"$ {shlex.join(argv)} was still running after {timeout:.0f}s on {self.platform}")
+        if "error" in box:
+            raise box["error"]
         self.command_seconds += took
-        out, err = output if isinstance(output, tuple) else (output, None)
+        out, err = box.get("output") or (None, None)
+        exit_code = api.exec_inspect(exec_id).get("ExitCode")
         return CommandResult(
             argv,
             exit_code if exit_code is not None else -1,

@@ -147,6 +147,26 @@ class Engine:
             except docker.errors.APIError as exc:
                 raise EngineError(f"pulling {pinned}: {exc.explanation or exc}") from exc
 
+    def sweep_stale(self, session_id: str) -> int:
+        """Remove containers that crashed runs on this machine left: another session's,
+        started here by a process that no longer exists. Returns how many."""
+        import docker.errors
+
+        from .labels import HOSTNAME, LABEL, LABEL_HOST, LABEL_PID, LABEL_SESSION
+
+        removed = 0
+        filters = {"label": [LABEL, f"{LABEL_HOST}={HOSTNAME}"]}
+        for container in self.client.containers.list(all=True, filters=filters):
+            labels = container.labels or {}
+            if labels.get(LABEL_SESSION) == session_id or _alive(labels.get(LABEL_PID, "")):
+                continue
+            try:
+                container.remove(force=True)
+                removed += 1
+            except docker.errors.NotFound:
+                pass
+        return removed
+
     def remove_labelled(self, labels: dict[str, Any]) -> int:
         """Remove every container carrying all of ``labels``; returns how many."""
         import docker.errors
@@ -160,3 +180,15 @@ class Engine:
             except docker.errors.NotFound:
                 pass
         return removed
+
+
+def _alive(pid: str) -> bool:
+    if not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process, alive
+    return True

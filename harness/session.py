@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from . import checks
 from .checks import CheckResult
 from .engine import UNAVAILABLE, Engine, EngineError, Mode
-from .labels import LABEL, LABEL_DIGEST, LABEL_IMAGE, LABEL_PID, LABEL_PLATFORM, LABEL_SESSION
+from .labels import HOSTNAME, LABEL, LABEL_DIGEST, LABEL_HOST, LABEL_IMAGE, LABEL_PID, LABEL_PLATFORM, LABEL_SESSION
 from .layers import Filesystem
 from .manifest import ImageConfig
 from .platform import Platform, parse_list, sort_key
@@ -30,7 +30,9 @@ from .registry import Registry, credentials
 from .sources import Source, open_source
 
 if TYPE_CHECKING:
-    from .container import Container
+    from .container import CommandResult, Container
+
+DEFAULT_EMULATION_FACTOR = 10.0
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,7 @@ class Harness:
         elf_include: Sequence[str] = (),
         elf_exclude: Sequence[str] = (),
         scratch_registry: str | None = None,
+        timeout: float = 120.0,
     ) -> None:
         self.requested = parse_list(platforms) if isinstance(platforms, str) else platforms
         self.registry = registry or Registry()
@@ -87,6 +90,9 @@ class Harness:
         self._plan_errors: dict[str, Exception] = {}
         self._configs: dict[str, ImageConfig] = {}
         self._filesystems: dict[str, Filesystem] = {}
+        #: Seconds a command may take natively; emulated platforms get it times their slowdown.
+        self.timeout = timeout
+        self._probes: dict[Platform, float] = {}
         self._containers: dict[str, Container] = {}
         self._start_errors: dict[str, EngineError] = {}
         self._lock = threading.RLock()
@@ -184,9 +190,11 @@ class Harness:
         uname = fs.which("uname", self.config(target).path_dirs)
         if uname is None:
             return CheckResult(checks.SKIPPED, "the image has no uname on its PATH")
+        from .container import CommandTimeout
+
         try:
-            result = self.container(target).run([uname, "-m"])
-        except EngineError as exc:
+            result = self.run(target, [uname, "-m"])
+        except (EngineError, CommandTimeout) as exc:
             return CheckResult(checks.FAILED, str(exc))
         if result.exit_code != 0:
             why = (result.stderr or result.stdout).strip()[:300]
@@ -194,12 +202,13 @@ class Harness:
                 cpu = dict(target.mode.env).get("QEMU_CPU", "QEMU's default")
                 why += f" (SIGILL: the image needs instructions the {target.platform} CPU ({cpu}) lacks)"
             return CheckResult(checks.FAILED, f"`uname -m` exited {result.exit_code}: {why}", result.duration_s)
+        self._probes.setdefault(target.platform, result.duration_s)
         verdict = checks.check_uname(target.platform, self.engine.platform, target.mode.emulated, result.stdout.strip())
         return replace(verdict, command_s=result.duration_s)
 
     # --- containers --------------------------------------------------------------------------
     def labels(self, target: Target | None = None) -> dict[str, str]:
-        out = {LABEL: "true", LABEL_SESSION: self.session_id, LABEL_PID: str(os.getpid())}
+        out = {LABEL: "true", LABEL_SESSION: self.session_id, LABEL_PID: str(os.getpid()), LABEL_HOST: HOSTNAME}
         if target is not None:
             out |= {LABEL_IMAGE: target.image, LABEL_PLATFORM: str(target.platform), LABEL_DIGEST: target.digest}
         return out
@@ -216,18 +225,65 @@ class Harness:
 
         return [sleep, KEEPALIVE_SECONDS]
 
+    def slowdown_factor(self, target: Target) -> float:
+        """How much slower commands run on ``target``'s platform than natively: from the
+        uname probes of this run when both sides ran here, else a cautious 10x for
+        emulation (process start under QEMU is 12-14x slower, CPU work 2-4x)."""
+        if not target.mode.emulated:
+            return 1.0
+        mine, native = self._probes.get(target.platform), self._probes.get(self.engine.platform)
+        if mine and native:
+            return min(max(mine / native, 2.0), 30.0)
+        return DEFAULT_EMULATION_FACTOR
+
+    def run(
+        self,
+        target: Target,
+        cmd: str | Sequence[str],
+        *,
+        user: str = "",
+        timeout: float | None = None,
+        container: Container | None = None,
+    ) -> CommandResult:
+        """Run ``cmd`` in ``target``'s container (or the one given) with a timeout scaled to
+        the platform. A command that times out takes its container with it: the next
+        command of that platform gets a fresh one."""
+        from .container import CommandTimeout
+
+        limit = (timeout if timeout is not None else self.timeout) * self.slowdown_factor(target)
+        running = container or self.container(target)
+        try:
+            return running.run(cmd, user=user, timeout=limit)
+        except CommandTimeout as exc:
+            running.stop()
+            with self._lock:
+                if self._containers.get(target.key) is running:
+                    del self._containers[target.key]
+            scale = f"{timeout or self.timeout:.0f}s x {self.slowdown_factor(target):.1f} for {target.mode.kind}"
+            raise CommandTimeout(f"{exc} (limit {scale}); its container was removed") from None
+
+    def fresh_container(self, target: Target) -> Container:
+        """A container of ``target`` of its own, not shared: the caller stops it."""
+        return self._start(target)
+
     def container(self, target: Target) -> Container:
         """The running container of ``target``, started on first use and then reused."""
-        from .container import Container, ContainerExited  # testcontainers loads only to run
-
-        if not target.mode.runnable:
-            raise EngineError(f"cannot run {target.platform} here: {target.mode.reason}")
         with self._lock:
             running = self._containers.get(target.key)
             if running is not None:
                 return running
             if target.key in self._start_errors:
                 raise self._start_errors[target.key]
+            container = self._start(target)
+            self._containers[target.key] = container
+            return container
+
+    def _start(self, target: Target) -> Container:
+        from .container import Container, ContainerExited  # testcontainers loads only to run
+
+        if not target.mode.runnable:
+            raise EngineError(f"cannot run {target.platform} here: {target.mode.reason}")
+        with self._lock:
             pinned = self.pinned(target)
             registry_host = pinned.split("/", 1)[0] if "/" in pinned else ""
             self.engine.pull(pinned, credentials(registry_host) if registry_host else None)
@@ -251,7 +307,6 @@ class Harness:
                 # Kept, so the other tests of this platform fail at once with the same reason.
                 self._start_errors[target.key] = EngineError(detail)
                 raise self._start_errors[target.key] from exc
-            self._containers[target.key] = container
             return container
 
     def close(self) -> None:

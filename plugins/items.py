@@ -90,6 +90,10 @@ class CheckItem(pytest.Item):
         if self.check == "elf":
             return harness.check_elf(self.target)
         if self.check == "uname":
+            if not self.target.mode.runnable and self.state.opts.strict:
+                return CheckResult(
+                    FAILED, f"cannot run {self.target.platform} here (--strict-platforms): {self.target.mode.reason}"
+                )
             return harness.check_uname(self.target)
         raise ValueError(f"unknown check {self.check}")
 

@@ -65,11 +65,28 @@ def addoption(parser: pytest.Parser) -> None:
         "digest (default 127.0.0.1:5000). env: MULTIARCH_SCRATCH_REGISTRY.",
     )
     group.addoption(
+        "--strict-platforms",
+        action="store_true",
+        default=False,
+        help="a requested platform this host cannot run fails instead of being skipped. "
+        "ini: multiarch_strict_platforms.",
+    )
+    group.addoption(
+        "--multiarch-timeout",
+        default=None,
+        type=float,
+        metavar="SECONDS",
+        help="how long one container.run() may take natively (default 120); emulated platforms get "
+        "it times their measured slowdown. ini: multiarch_timeout.",
+    )
+    group.addoption(
         "--insecure-registry",
         action="store_true",
         default=False,
         help="allow plain http to registries that are not on loopback (loopback always may use it)",
     )
+    parser.addini("multiarch_strict_platforms", "fail platforms that cannot run here", type="bool", default=False)
+    parser.addini("multiarch_timeout", "seconds one command may take natively", default="")
     parser.addini("multiarch_images", "images to test (one per line)", type="linelist", default=[])
     parser.addini("multiarch_elf_include", "globs of ELF paths to audit (one per line)", type="linelist", default=[])
     parser.addini(
@@ -102,6 +119,8 @@ class Options:
     elf_exclude: tuple[str, ...] = ()
     scratch_registry: str | None = None
     insecure: bool = False
+    strict: bool = False
+    timeout: float = 120.0
 
     @property
     def platforms_text(self) -> str:
@@ -139,7 +158,22 @@ def resolve(config: pytest.Config) -> Options:
         _globs(exclude.value),
         str(scratch.value) if scratch.value else None,
         bool(config.getoption("insecure_registry")),
+        bool(config.getoption("strict_platforms") or config.getini("multiarch_strict_platforms")),
+        _timeout(config),
     )
+
+
+def _timeout(config: pytest.Config) -> float:
+    setting = _resolve(config, "multiarch_timeout", "multiarch_timeout", "MULTIARCH_TIMEOUT")
+    if setting.value is None:
+        return 120.0
+    try:
+        value = float(str(setting.value))
+    except ValueError:
+        value = -1.0
+    if value <= 0:
+        raise pytest.UsageError(f"--multiarch-timeout ({setting.source}): {setting.value!r} is not a positive number")
+    return value
 
 
 def _globs(value: str | list[str] | None) -> tuple[str, ...]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,6 +51,7 @@ class State:
                 elf_exclude=self.opts.elf_exclude,
                 scratch_registry=self.opts.scratch_registry,
                 registry=Registry(insecure=self.opts.insecure),
+                timeout=self.opts.timeout,
             )
         return self._harness
 
@@ -78,6 +79,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "image(ref, ...): test on every platform of these images instead of --image")
     config.addinivalue_line("markers", "multiarch_check: a built-in check of an (image, platform)")
+    config.addinivalue_line(
+        "markers", "fresh_container: give the test a container of its own instead of the platform's shared one"
+    )
     opts = options.resolve(config)
     workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
     if workerinput is not None:
@@ -168,7 +172,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             continue
         for target in plan.targets:
             marks = [pytest.mark.xdist_group(target.key)]
-            if not target.mode.runnable:
+            if not target.mode.runnable and not state.opts.strict:
                 marks.append(pytest.mark.skip(reason=f"{target.platform} cannot run here: {target.mode.reason}"))
             params.append(pytest.param(target.key, id=_param_id(str(target.platform), ref, len(refs) > 1), marks=marks))
     metafunc.parametrize(TARGET_FIXTURE, params, indirect=True)
@@ -202,7 +206,10 @@ def multiarch_target(request: pytest.FixtureRequest) -> Target:
     key = request.param
     if key in state.errors:
         pytest.fail(state.errors[key], pytrace=False)
-    return state.targets[key]
+    target = state.targets[key]
+    if not target.mode.runnable:  # only reached under --strict-platforms
+        pytest.fail(f"{target.platform} cannot run here (--strict-platforms): {target.mode.reason}", pytrace=False)
+    return target
 
 
 @pytest.fixture
@@ -216,34 +223,46 @@ class TestContainer:
 
     __test__ = False
 
-    def __init__(self, target: Target, harness: Harness, node: pytest.Item) -> None:
+    def __init__(self, target: Target, harness: Harness, node: pytest.Item, own: Any = None) -> None:
         self.target = target
         self.platform = target.platform
         self._harness = harness
         self._node = node
+        self._own = own  # a container of this test's own (fresh_container), else the shared one
 
-    def run(self, cmd: str | list[str], *, user: str = "") -> Any:
-        result = self._harness.container(self.target).run(cmd, user=user)
+    def run(self, cmd: str | list[str], *, user: str = "", timeout: float | None = None) -> Any:
+        """Run ``cmd``; ``timeout`` (seconds natively, default --multiarch-timeout) is scaled
+        by the platform's slowdown under emulation."""
+        result = self._harness.run(self.target, cmd, user=user, timeout=timeout, container=self._own)
         self._node.stash[COMMAND_SECONDS] = self._node.stash.get(COMMAND_SECONDS, 0.0) + result.duration_s
         return result
 
     @property
     def id(self) -> str:
-        return self._harness.container(self.target).id
+        return str((self._own or self._harness.container(self.target)).id)
 
     def __repr__(self) -> str:
         return f"<container {self.target.image} ({self.platform})>"
 
 
 @pytest.fixture
-def container(request: pytest.FixtureRequest, multiarch_target: Target) -> TestContainer:
-    """A running container of the image for the current platform (started once, reused)."""
+def container(request: pytest.FixtureRequest, multiarch_target: Target) -> Iterator[TestContainer]:
+    """A running container of the image for the current platform: started once and reused
+    by the platform's tests, or, for a test marked ``fresh_container``, its own."""
     state = state_of(request.config)
+    own = None
     try:
-        state.harness.container(multiarch_target)
+        if request.node.get_closest_marker("fresh_container"):
+            own = state.harness.fresh_container(multiarch_target)
+        else:
+            state.harness.container(multiarch_target)
     except EngineError as exc:
         pytest.fail(str(exc), pytrace=False)
-    return TestContainer(multiarch_target, state.harness, request.node)
+    try:
+        yield TestContainer(multiarch_target, state.harness, request.node, own)
+    finally:
+        if own is not None:
+            own.stop()
 
 
 # --- results ---------------------------------------------------------------------------------
@@ -296,6 +315,15 @@ class Reporter:
     def __init__(self, state: State) -> None:
         self.state = state
         self.report = Report()
+        self.swept = 0
+
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        if not self.state.opts.images:
+            return
+        try:
+            self.swept = Engine().sweep_stale(self.state.session_id)
+        except EngineError:
+            self.swept = 0
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         for name, value in report.user_properties:
@@ -322,6 +350,8 @@ class Reporter:
         tr.write_line(self.report.matrix(width=tr._tw.fullwidth, colour=tr.hasmarkup))
         if self.state.opts.json_path:
             tr.write_line(f"JSON report: {self.state.opts.json_path}")
+        if self.swept:
+            tr.write_line(f"removed {self.swept} containers left by earlier runs that crashed")
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

@@ -1,0 +1,108 @@
+"""Running well: timeouts scaled per platform, fresh containers, strict platforms, and the
+sweep of containers that crashed runs left behind."""
+
+from __future__ import annotations
+
+import contextlib
+
+import pytest
+
+from conftest import by_platform, harness_containers, image_named, project, run_plugin
+from harness.labels import HOSTNAME, LABEL, LABEL_HOST, LABEL_PID, LABEL_SESSION
+
+TIMEOUT_TESTS = """
+import json, pathlib, pytest
+
+def test_hangs(container):
+    container.run(["sleep", "30"], timeout=1)
+
+def test_after_the_hang(container, platform):
+    pathlib.Path(f"id-{str(platform).replace('/', '-')}").write_text(container.id)
+    assert container.run(["true"]).exit_code == 0
+
+def test_scaled(container, platform):
+    # 1.5 s of work against a 1 s native limit: too slow natively, in time when emulated
+    # (the limit is scaled by the platform's slowdown).
+    result = container.run(["sleep", "1.5"], timeout=1)
+    assert result.exit_code == 0
+"""
+
+
+def test_timeouts_are_scaled_and_take_the_container_away(samples, tmp_path_factory, no_leftovers):
+    where = project(tmp_path_factory, "timeouts", {"test_t.py": TIMEOUT_TESTS})
+    result, _ = run_plugin(where, "--image", samples["good"], "--platforms", "linux/amd64,linux/arm64", "-v")
+    result.stdout.fnmatch_lines(
+        [
+            "*test_hangs?linux/amd64? FAILED*",
+            "*test_after_the_hang?linux/amd64? PASSED*",
+            "*test_scaled?linux/amd64? FAILED*",
+            "*test_scaled?linux/arm64? PASSED*",
+        ]
+    )
+    result.stdout.fnmatch_lines(["*CommandTimeout: $ sleep 30 was still running after 1s on linux/amd64*"])
+    result.stdout.fnmatch_lines(["*limit 1s x 1.0 for native*its container was removed*"])
+    assert "test_hangs[linux/arm64] FAILED" in result.stdout.str()
+
+
+FRESH_TESTS = """
+import pytest
+
+def test_shared_a(container):
+    container.run(["sh", "-c", "echo a > /tmp/mark"])
+
+@pytest.mark.fresh_container
+def test_fresh(container):
+    assert container.run(["cat", "/tmp/mark"]).exit_code != 0  # a clean container
+
+def test_shared_b(container):
+    assert container.run(["cat", "/tmp/mark"]).stdout.strip() == "a"
+"""
+
+
+def test_fresh_container_marker(samples, tmp_path_factory, engine, no_leftovers):
+    where = project(tmp_path_factory, "fresh", {"test_f.py": FRESH_TESTS})
+    result, _ = run_plugin(where, "--image", samples["good"], "--platforms", "linux/amd64,linux/s390x")
+    result.assert_outcomes(passed=1 + 6 + 6)
+
+
+def test_strict_platforms_fail_what_cannot_run(samples, tmp_path_factory, registry):
+    # An index with a Windows entry: skipped by default, failed under --strict-platforms.
+    from push import Pusher
+
+    push = Pusher(registry)
+    amd = push.image("strict/app", "linux/amd64", {"/bin/x": b"#!/bin/sh\n"})
+    win = push.image("strict/app", "windows/amd64", {"/x.txt": b"x"})
+    push.index("strict/app", "1", [(amd, "linux/amd64", None), (win, "windows/amd64", None)])
+    ref = f"{registry}/strict/app:1"
+    where = project(tmp_path_factory, "strict", {"test_s.py": "def test_s(platform):\n    pass\n"})
+    result, data = run_plugin(where, "--image", ref, "--platforms", "windows/amd64")
+    assert result.ret == pytest.ExitCode.OK
+    assert by_platform(image_named(data, ref))["windows/amd64"]["tests"][0]["outcome"] == "skipped"
+    result, data = run_plugin(where, "--image", ref, "--platforms", "windows/amd64", "--strict-platforms")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    plat = by_platform(image_named(data, ref))["windows/amd64"]
+    assert plat["checks"]["uname"]["outcome"] == "failed"
+    assert plat["tests"][0]["outcome"] == "failed"
+    result.stdout.fnmatch_lines(["*windows/amd64 cannot run here (--strict-platforms): windows images cannot run*"])
+
+
+def test_stale_containers_of_crashed_runs_are_swept(samples, tmp_path_factory, engine):
+    from harness import Harness
+
+    plan = Harness("linux/amd64").plan(samples["good"])
+    pinned = f"{samples['good'].rsplit(':', 1)[0]}@{plan.targets[0].digest}"
+    engine.images.pull(pinned)
+    labels = {LABEL: "true", LABEL_SESSION: "crashed-run", LABEL_PID: "999999999", LABEL_HOST: HOSTNAME}
+    stale = engine.containers.run(pinned, ["sleep", "300"], detach=True, labels=labels)
+    alive = engine.containers.run(pinned, ["sleep", "300"], detach=True, labels=labels | {LABEL_PID: "1"})
+    try:
+        where = project(tmp_path_factory, "sweep", {"test_n.py": "def test_n():\n    pass\n"})
+        result, _ = run_plugin(where, "--image", samples["good"], "--platforms", "linux/amd64")
+        names = harness_containers(engine)
+        assert stale.name not in names
+        assert alive.name in names  # its process (pid 1) is alive: not stale
+        result.stdout.fnmatch_lines(["removed 1 containers left by earlier runs that crashed"])
+    finally:
+        for c in (stale, alive):
+            with contextlib.suppress(Exception):  # already gone is fine
+                c.remove(force=True)
