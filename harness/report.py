@@ -45,6 +45,7 @@ class PlatformResult:
     digest: str
     mode: str
     mode_reason: str
+    engine: str | None = None
     checks: dict[str, dict[str, str]] = field(default_factory=dict)
     tests: dict[str, TestRecord] = field(default_factory=dict)
     command_s: dict[str, float] = field(default_factory=dict)  # check/test name -> command time
@@ -112,7 +113,11 @@ class Report:
         plat = image.platforms.get(rec["platform"])
         if plat is None:
             plat = image.platforms[rec["platform"]] = PlatformResult(
-                rec["platform"], rec.get("digest", ""), rec.get("mode", ""), rec.get("mode_reason", "")
+                rec["platform"],
+                rec.get("digest", ""),
+                rec.get("mode", ""),
+                rec.get("mode_reason", ""),
+                rec.get("engine"),
             )
         if kind == KIND_CHECK:
             plat.checks[rec["name"]] = {"outcome": rec["outcome"], "detail": rec.get("detail", "")}
@@ -194,6 +199,7 @@ class Report:
                     "digest": plat.digest,
                     "mode": plat.mode,
                     "mode_reason": plat.mode_reason,
+                    "engine": plat.engine or self.engine,
                     "checks": checks,
                     "tests": [
                         {"nodeid": t.nodeid, "outcome": t.outcome, "duration_s": round(t.duration_s, 6)}

@@ -44,6 +44,7 @@ class Target:
     platform: Platform
     digest: str
     mode: Mode
+    engine: str | None = None  # DOCKER_HOST of the engine routed to run it; None: the default
 
     @property
     def key(self) -> str:
@@ -74,10 +75,14 @@ class Harness:
         elf_exclude: Sequence[str] = (),
         scratch_registry: str | None = None,
         timeout: float = 120.0,
+        engines: dict[Platform, str] | None = None,
     ) -> None:
         self.requested = parse_list(platforms) if isinstance(platforms, str) else platforms
         self.registry = registry or Registry()
         self._engine = engine
+        #: Platform -> DOCKER_HOST of the engine that runs it (the default engine otherwise).
+        self.routes = dict(engines or {})
+        self._routed: dict[str, Engine] = {}
         self.session_id = session_id or os.environ.get("MULTIARCH_SESSION_ID") or uuid.uuid4().hex[:12]
         #: Image -> index digest decided elsewhere (by the xdist controller), so every
         #: process tests the same index even if the tag moves meanwhile.
@@ -104,11 +109,25 @@ class Harness:
             self._engine = Engine()
         return self._engine
 
+    def engine_for(self, platform: Platform) -> Engine:
+        """The engine that runs ``platform``: its ``--engine`` route, else the default."""
+        url = self.routes.get(platform)
+        if url is None:
+            return self.engine
+        with self._lock:
+            if url not in self._routed:
+                self._routed[url] = Engine(url)
+            return self._routed[url]
+
     def mode(self, platform: Platform) -> Mode:
         try:
-            return self.engine.mode(platform)
+            engine = self.engine_for(platform)
+            mode = engine.mode(platform)
         except EngineError as exc:
             return Mode(UNAVAILABLE, str(exc))
+        if platform in self.routes:
+            return replace(mode, reason=f"{mode.reason} (engine {engine.base_url})")
+        return mode
 
     # --- resolving -------------------------------------------------------------------------
     def source(self, image: str) -> Source:
@@ -139,7 +158,9 @@ class Harness:
         wanted = self.requested if self.requested is not None else list(present)
         by_platform = dict(resolved.entries)
         targets = tuple(
-            Target(image, resolved.digest, p, by_platform[p], self.mode(p)) for p in wanted if p in by_platform
+            Target(image, resolved.digest, p, by_platform[p], self.mode(p), self.routes.get(p))
+            for p in wanted
+            if p in by_platform
         )
         missing = tuple(p for p in wanted if p not in by_platform)
         return ImagePlan(image, resolved.digest, resolved.is_index, present, targets, missing, resolved.notes)
@@ -203,7 +224,8 @@ class Harness:
                 why += f" (SIGILL: the image needs instructions the {target.platform} CPU ({cpu}) lacks)"
             return CheckResult(checks.FAILED, f"`uname -m` exited {result.exit_code}: {why}", result.duration_s)
         self._probes.setdefault(target.platform, result.duration_s)
-        verdict = checks.check_uname(target.platform, self.engine.platform, target.mode.emulated, result.stdout.strip())
+        host = self.engine_for(target.platform).platform
+        verdict = checks.check_uname(target.platform, host, target.mode.emulated, result.stdout.strip())
         return replace(verdict, command_s=result.duration_s)
 
     # --- containers --------------------------------------------------------------------------
@@ -286,14 +308,15 @@ class Harness:
         with self._lock:
             pinned = self.pinned(target)
             registry_host = pinned.split("/", 1)[0] if "/" in pinned else ""
-            self.engine.pull(pinned, credentials(registry_host) if registry_host else None)
+            engine = self.engine_for(target.platform)
+            engine.pull(pinned, credentials(registry_host) if registry_host else None)
             container = Container(
                 pinned,
                 str(target.platform),
                 keepalive=self.keepalive(target),
                 labels=self.labels(target),
                 environment=dict(target.mode.env),
-                docker_client_kw={"environment": {"DOCKER_HOST": self.engine.base_url}},
+                docker_client_kw={"environment": {"DOCKER_HOST": engine.base_url}},
             )
             try:
                 container.start()
@@ -318,10 +341,12 @@ class Harness:
             for source in self._sources.values():
                 source.close()
             self._sources.clear()
-            if self._engine is not None:
+            for engine in [self._engine, *self._routed.values()]:
+                if engine is None:
+                    continue
                 # The engine may be gone, and its containers with it.
                 with contextlib.suppress(Exception):
-                    self._engine.remove_labelled({LABEL_SESSION: self.session_id, LABEL_PID: str(os.getpid())})
+                    engine.remove_labelled({LABEL_SESSION: self.session_id, LABEL_PID: str(os.getpid())})
 
     def __enter__(self) -> Harness:
         return self

@@ -36,6 +36,7 @@ def base_record(target: Target) -> dict[str, Any]:
         "digest": target.digest,
         "mode": target.mode.kind,
         "mode_reason": target.mode.reason,
+        "engine": target.engine,
     }
 
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from dataclasses import dataclass
 
 import pytest
 
-from harness.platform import Platform, PlatformError, format_list, parse_list
+from harness.platform import Platform, PlatformError, check_known, format_list, parse_list
 from harness.reference import ReferenceError
 from harness.sources import SourceError, check_source_name
 
@@ -65,6 +66,14 @@ def addoption(parser: pytest.Parser) -> None:
         "digest (default 127.0.0.1:5000). env: MULTIARCH_SCRATCH_REGISTRY.",
     )
     group.addoption(
+        "--engine",
+        action="append",
+        default=None,
+        metavar="PLATFORM=DOCKER_HOST",
+        help="run PLATFORM on another engine: a DOCKER_HOST (unix://, tcp://, ssh://) or a docker context "
+        "name, e.g. linux/arm64=ssh://arm-runner (repeatable). ini: multiarch_engines; env: MULTIARCH_ENGINES.",
+    )
+    group.addoption(
         "--strict-platforms",
         action="store_true",
         default=False,
@@ -85,6 +94,7 @@ def addoption(parser: pytest.Parser) -> None:
         default=False,
         help="allow plain http to registries that are not on loopback (loopback always may use it)",
     )
+    parser.addini("multiarch_engines", "PLATFORM=DOCKER_HOST routes (one per line)", type="linelist", default=[])
     parser.addini("multiarch_strict_platforms", "fail platforms that cannot run here", type="bool", default=False)
     parser.addini("multiarch_timeout", "seconds one command may take natively", default="")
     parser.addini("multiarch_images", "images to test (one per line)", type="linelist", default=[])
@@ -121,6 +131,7 @@ class Options:
     insecure: bool = False
     strict: bool = False
     timeout: float = 120.0
+    engines: tuple[tuple[Platform, str], ...] = ()
 
     @property
     def platforms_text(self) -> str:
@@ -160,7 +171,47 @@ def resolve(config: pytest.Config) -> Options:
         bool(config.getoption("insecure_registry")),
         bool(config.getoption("strict_platforms") or config.getini("multiarch_strict_platforms")),
         _timeout(config),
+        _engines(config),
     )
+
+
+def _engines(config: pytest.Config) -> tuple[tuple[Platform, str], ...]:
+    setting = _resolve(config, "engine", "multiarch_engines", "MULTIARCH_ENGINES")
+    items = setting.value.split(",") if isinstance(setting.value, str) else (setting.value or [])
+    routes: dict[Platform, str] = {}
+    for item in (i.strip() for i in items if i.strip()):
+        name, sep, host = item.partition("=")
+        if not sep or not host:
+            raise pytest.UsageError(f"--engine ({setting.source}): {item!r} is not PLATFORM=DOCKER_HOST")
+        try:
+            platform = Platform.parse(name)
+            check_known(platform, name)
+        except PlatformError as exc:
+            raise pytest.UsageError(f"--engine ({setting.source}): {exc}") from None
+        routes[platform] = host if "://" in host else _context_host(host, setting.source)
+    return tuple(routes.items())
+
+
+def _context_host(name: str, source: str) -> str:
+    """The DOCKER_HOST of a docker context, as `docker context inspect` tells it."""
+    try:
+        out = subprocess.run(
+            ["docker", "context", "inspect", name, "--format", "{{.Endpoints.docker.Host}}"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    except OSError as exc:
+        raise pytest.UsageError(
+            f"--engine ({source}): {name!r} is no URL and the docker CLI to look it up as a context is missing ({exc})"
+        ) from None
+    if out.returncode != 0 or not out.stdout.strip():
+        raise pytest.UsageError(
+            f"--engine ({source}): {name!r} is neither a DOCKER_HOST URL "
+            "(unix://, tcp://, ssh://) nor a docker context (see `docker context ls`)"
+        )
+    return out.stdout.strip()
 
 
 def _timeout(config: pytest.Config) -> float:

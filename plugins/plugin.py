@@ -7,6 +7,7 @@ into the report, prints the matrix and writes the JSON.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Generator, Iterator
@@ -52,6 +53,7 @@ class State:
                 scratch_registry=self.opts.scratch_registry,
                 registry=Registry(insecure=self.opts.insecure),
                 timeout=self.opts.timeout,
+                engines=dict(self.opts.engines),
             )
         return self._harness
 
@@ -335,10 +337,12 @@ class Reporter:
         try:
             engine = Engine()
             self.report.host_platform, self.report.engine = str(engine.platform), engine.description
-            # Containers of workers that died still carry this session's label.
-            engine.remove_labelled({LABEL_SESSION: self.state.session_id})
         except EngineError:
             self.report.engine = "unreachable"
+        # Containers of workers that died still carry this session's label.
+        for url in [None, *dict.fromkeys(url for _, url in self.state.opts.engines)]:
+            with contextlib.suppress(EngineError):
+                Engine(url).remove_labelled({LABEL_SESSION: self.state.session_id})
         if self.state.opts.json_path and self.report.images:
             self.report.write_json(self.state.opts.json_path)
 

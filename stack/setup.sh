@@ -11,11 +11,13 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 state=${MULTIARCH_STATE_DIR:-/var/lib/multiarch-harness}
 registry_addr=127.0.0.1:5000
 auth_registry_addr=127.0.0.1:5001
+podman_sock=${MULTIARCH_PODMAN_SOCK:-/run/multiarch-podman.sock}
 
 . "$here/lib.sh"
 
 engine_up() { docker version --format '{{.Server.Version}}' >/dev/null 2>&1; }
 registry_up() { curl -fs -o /dev/null "http://$registry_addr/v2/"; }
+podman_up() { DOCKER_HOST="unix://$podman_sock" docker version --format '{{.Server.Version}}' >/dev/null 2>&1; }
 # The login registry answers 401 to an anonymous /v2/: that it answers at all is enough.
 auth_registry_up() { [ "$(curl -s -o /dev/null -w '%{http_code}' "http://$auth_registry_addr/v2/")" = 401 ]; }
 binfmt_up() { [ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ] && grep -q '^enabled' /proc/sys/fs/binfmt_misc/qemu-aarch64; }
@@ -26,6 +28,7 @@ if [ "${1:-}" = --check ]; then
   binfmt_up && log "qemu binfmt handlers: enabled" || { log "qemu binfmt handlers: missing"; ok=1; }
   registry_up && log "registry $registry_addr: up" || { log "registry $registry_addr: down"; ok=1; }
   auth_registry_up && log "login registry $auth_registry_addr: up" || { log "login registry $auth_registry_addr: down"; ok=1; }
+  podman_up && log "second engine (podman) unix://$podman_sock: up" || { log "second engine (podman): down"; ok=1; }
   exit $ok
 fi
 
@@ -90,4 +93,21 @@ else
   sudo_ sh -c "nohup docker-registry serve '$state/registry-auth.yml' >'$state/registry-auth.log' 2>&1 &"
   wait_for "login registry (see $state/registry-auth.log)" 30 auth_registry_up
   log "login registry $auth_registry_addr: up"
+fi
+
+# A second engine, Debian's podman behind its Docker-compatible API, for routing platforms
+# to another engine (--engine PLATFORM=DOCKER_HOST). Skipped with --no-podman.
+if [ "${1:-}" != --no-podman ]; then
+  if podman_up; then
+    log "second engine (podman) at unix://$podman_sock: already answering"
+  else
+    apt_install podman
+    sudo_ mkdir -p /etc/containers/containers.conf.d /etc/containers/registries.conf.d
+    sudo_ cp "$here/podman/containers.conf" /etc/containers/containers.conf.d/multiarch.conf
+    sudo_ cp "$here/podman/registries.conf" /etc/containers/registries.conf.d/multiarch.conf
+    log "starting podman's API on unix://$podman_sock (log: $state/podman.log)"
+    sudo_ sh -c "nohup podman system service --time=0 'unix://$podman_sock' >'$state/podman.log' 2>&1 &"
+    wait_for "podman (see $state/podman.log)" 30 podman_up
+    log "second engine (podman) at unix://$podman_sock: up"
+  fi
 fi

@@ -106,3 +106,56 @@ def test_stale_containers_of_crashed_runs_are_swept(samples, tmp_path_factory, e
         for c in (stale, alive):
             with contextlib.suppress(Exception):  # already gone is fine
                 c.remove(force=True)
+
+
+PODMAN = "unix:///run/multiarch-podman.sock"
+ROUTED_TESTS = """
+import docker
+
+def test_where_it_runs(container, platform, multiarch):
+    engine = multiarch.engine_for(platform)
+    client = docker.DockerClient(base_url=engine.base_url)
+    assert client.containers.get(container.id).id == container.id  # it lives on that engine
+    assert container.run(["uname", "-m"]).exit_code == 0
+"""
+
+
+@pytest.fixture(scope="module")
+def podman():
+    import docker
+
+    try:
+        docker.DockerClient(base_url=PODMAN).ping()
+    except docker.errors.DockerException as exc:
+        pytest.fail(f"no podman engine at {PODMAN} ({exc}): stack/setup.sh starts it")
+    return PODMAN
+
+
+def test_a_platform_routed_to_a_second_engine(samples, podman, tmp_path_factory, engine, no_leftovers):
+    where = project(tmp_path_factory, "routed", {"test_r.py": ROUTED_TESTS})
+    result, data = run_plugin(
+        where,
+        "--image",
+        samples["good"],
+        "--platforms",
+        "linux/amd64,linux/s390x",
+        "--engine",
+        f"linux/s390x={podman}",
+    )
+    result.assert_outcomes(passed=1 + 6 + 2)
+    plats = by_platform(image_named(data, samples["good"]))
+    assert plats["linux/s390x"]["engine"] == podman
+    assert plats["linux/s390x"]["mode_reason"].endswith(f"(engine {podman})")
+    assert plats["linux/amd64"]["engine"].startswith("docker ")
+    import docker
+
+    assert not docker.DockerClient(base_url=podman).containers.list(all=True, filters={"label": LABEL})
+
+
+def test_engine_option_is_checked(samples, tmp_path_factory):
+    where = project(tmp_path_factory, "badengine", {"test_r.py": "def test_r(): pass\n"})
+    result, _ = run_plugin(where, "--image", samples["good"], "--engine", "linux/s390=unix:///x.sock")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--engine (command line): unknown platform 'linux/s390': did you mean linux/s390x?*"])
+    result, _ = run_plugin(where, "--image", samples["good"], "--engine", "linux/s390x=no-such-context")
+    result.stderr.fnmatch_lines(["*'no-such-context' is neither a DOCKER_HOST URL*nor a docker context*"])
