@@ -118,6 +118,15 @@ class _XdistHooks:
                 continue
         node.workerinput["multiarch_pins"] = pins
 
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any) -> Any:
+        dist = config.getvalue("dist")
+        if dist == "loadgroup" or (dist == "load" and state_of(config).opts.images):
+            from .scheduling import PlatformScheduling
+
+            return PlatformScheduling(config, log)
+        return None
+
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
     state = state_of(config)
@@ -180,7 +189,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize(TARGET_FIXTURE, params, indirect=True)
 
 
-@pytest.hookimpl(trylast=True)
+# First, so that pytest-xdist's own modifyitems (which groups by xdist_group) sees our items.
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
     state = state_of(config)
     refs = list(state.opts.images)
