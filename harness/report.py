@@ -48,7 +48,7 @@ class PlatformResult:
     engine: str | None = None
     checks: dict[str, dict[str, str]] = field(default_factory=dict)
     tests: dict[str, TestRecord] = field(default_factory=dict)
-    command_s: dict[str, float] = field(default_factory=dict)  # check/test name -> command time
+    command_s: dict[str, float] = field(default_factory=dict)  # check name -> command time
     slowdown: float | None = None
     slowdown_samples: int = 0
 
@@ -57,6 +57,19 @@ class PlatformResult:
         return any(c["outcome"] == FAILED for c in self.checks.values()) or any(
             t.outcome == FAILED for t in self.tests.values()
         )
+
+    def samples(self) -> dict[str, float]:
+        """Command times of what passed: a command that failed (died of SIGILL, say) took
+        no comparable time, so it is no sample of the slowdown."""
+        out = {
+            f"check:{name}": secs
+            for name, secs in self.command_s.items()
+            if self.checks.get(name, {}).get("outcome") == PASSED
+        }
+        out.update(
+            {f"test:{key}": float(t.command_s) for key, t in self.tests.items() if t.outcome == PASSED and t.command_s}
+        )
+        return out
 
     def counts(self) -> tuple[int, int, int]:
         outs = [t.outcome for t in self.tests.values()]
@@ -122,7 +135,7 @@ class Report:
         if kind == KIND_CHECK:
             plat.checks[rec["name"]] = {"outcome": rec["outcome"], "detail": rec.get("detail", "")}
             if rec.get("command_s") is not None:
-                plat.command_s[f"check:{rec['name']}"] = float(rec["command_s"])
+                plat.command_s[rec["name"]] = float(rec["command_s"])
         elif kind == KIND_TEST:
             key = rec["name"]
             prev = plat.tests.get(key)
@@ -137,8 +150,6 @@ class Report:
                 rec.get("command_s") if rec.get("command_s") is not None else (prev.command_s if prev else None),
                 rec.get("detail") or (prev.detail if prev else ""),
             )
-            if plat.tests[key].command_s:
-                plat.command_s[f"test:{key}"] = float(plat.tests[key].command_s or 0.0)
 
     # --- derived figures -------------------------------------------------------------------
     def compute_slowdown(self) -> None:
@@ -153,11 +164,8 @@ class Report:
                 plat.slowdown, plat.slowdown_samples = None, 0
                 if ref is None:
                     continue
-                ratios = [
-                    plat.command_s[k] / ref.command_s[k]
-                    for k in plat.command_s
-                    if k in ref.command_s and ref.command_s[k] > 0 and plat.command_s[k] > 0
-                ]
+                mine, base = plat.samples(), ref.samples()
+                ratios = [mine[k] / base[k] for k in mine if k in base and base[k] > 0 and mine[k] > 0]
                 if ratios:
                     plat.slowdown = math.exp(sum(math.log(r) for r in ratios) / len(ratios))
                     plat.slowdown_samples = len(ratios)

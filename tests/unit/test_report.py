@@ -122,3 +122,14 @@ def test_matrix_has_a_row_per_platform_and_says_what_was_caught(report):
 def test_failed_when_anything_failed(report):
     assert report.failed
     assert not Report("linux/amd64", "e").failed
+
+
+def test_failed_commands_are_no_slowdown_samples():
+    r = Report("linux/amd64", "e")
+    r.add(make_test("linux/amd64", "test_a", command_s=1.0))
+    r.add(make_test("linux/arm/v6", "test_a", outcome="failed", command_s=0.01))  # died of SIGILL at once
+    r.add(make_test("linux/amd64", "test_b", command_s=1.0))
+    r.add(make_test("linux/arm/v6", "test_b", command_s=3.0))
+    plats = {p["platform"]: p for p in r.to_json()["images"][0]["platforms"]}
+    assert plats["linux/arm/v6"]["slowdown"] == 3.0
+    assert plats["linux/arm/v6"]["slowdown_samples"] == 1
