@@ -202,6 +202,23 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     for ref in refs:
         built.extend(checks_.for_image(session, state, ref))
     items[:0] = built
+    if state.is_worker:
+        # Longest first: emulated platforms take several times as long as native ones, so
+        # handing them out first keeps one worker from finishing long after the other.
+        # Every worker sorts alike, so their collections stay identical.
+        items.sort(key=lambda item: 0 if _emulated(_target_of(item, state)) else 1)
+
+
+def _emulated(target: Target | None) -> bool:
+    return target is not None and target.mode.emulated
+
+
+def _target_of(item: pytest.Item, state: State) -> Target | None:
+    if isinstance(item, checks_.CheckItem):
+        return item.target
+    callspec = getattr(item, "callspec", None)
+    key = callspec.params.get(TARGET_FIXTURE) if callspec is not None else None
+    return state.targets.get(key) if key is not None else None
 
 
 # --- fixtures --------------------------------------------------------------------------------
