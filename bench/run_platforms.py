@@ -123,23 +123,13 @@ def run_cst(cst: str, config: Path, refs: dict[str, str]) -> float:
     return time.perf_counter() - start
 
 
+def harness_cmd(platforms: list[str], workers: int, *extra: str) -> list[str]:
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--image", IMAGE]
+    return [*cmd, "--platforms", ",".join(platforms), "-n", str(workers), *extra]
+
+
 def run_harness(where: Path, workers: int, env: dict[str, str] | None = None) -> float:
-    cmd = [
-        sys.executable,
-        "-m",
-        "pytest",
-        "-q",
-        "-p",
-        "no:cacheprovider",
-        "--image",
-        IMAGE,
-        "--platforms",
-        ",".join(PLATFORMS),
-        "-n",
-        str(workers),
-    ]
-    if workers:
-        cmd += ["--dist", "loadgroup"]
+    cmd = harness_cmd(PLATFORMS, workers)
     start = time.perf_counter()
     out = subprocess.run(cmd, cwd=where, capture_output=True, text=True, check=False, env={**os.environ, **(env or {})})
     took = time.perf_counter() - start
@@ -166,21 +156,7 @@ def interrupted_run(where: Path, kill_worker: bool) -> int:
         "def test_slow(container, i):\n    container.run(['sleep', '4'])\n"
     )
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "--image",
-            IMAGE,
-            "--platforms",
-            "linux/amd64,linux/arm64",
-            "-n",
-            "2",
-            "test_slow.py",
-        ],
+        harness_cmd(["linux/amd64", "linux/arm64"], 2, "test_slow.py"),
         cwd=where,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -150,36 +150,33 @@ class Engine:
     def sweep_stale(self, session_id: str) -> int:
         """Remove containers that crashed runs on this machine left: another session's,
         started here by a process that no longer exists. Returns how many."""
-        import docker.errors
-
         from .labels import HOSTNAME, LABEL, LABEL_HOST, LABEL_PID, LABEL_SESSION
 
-        removed = 0
         filters = {"label": [LABEL, f"{LABEL_HOST}={HOSTNAME}"]}
-        for container in self.client.containers.list(all=True, filters=filters):
-            labels = container.labels or {}
-            if labels.get(LABEL_SESSION) == session_id or _alive(labels.get(LABEL_PID, "")):
-                continue
-            try:
-                container.remove(force=True)
-                removed += 1
-            except docker.errors.NotFound:
-                pass
-        return removed
+        stale = [
+            c
+            for c in self.client.containers.list(all=True, filters=filters)
+            if (c.labels or {}).get(LABEL_SESSION) != session_id and not _alive((c.labels or {}).get(LABEL_PID, ""))
+        ]
+        return _remove(stale)
 
     def remove_labelled(self, labels: dict[str, Any]) -> int:
         """Remove every container carrying all of ``labels``; returns how many."""
-        import docker.errors
-
         filters = {"label": [f"{k}={v}" for k, v in labels.items()]}
-        removed = 0
-        for container in self.client.containers.list(all=True, filters=filters):
-            try:
-                container.remove(force=True)
-                removed += 1
-            except docker.errors.NotFound:
-                pass
-        return removed
+        return _remove(self.client.containers.list(all=True, filters=filters))
+
+
+def _remove(containers: list[Any]) -> int:
+    import docker.errors
+
+    removed = 0
+    for container in containers:
+        try:
+            container.remove(force=True)
+            removed += 1
+        except docker.errors.NotFound:
+            pass  # gone already
+    return removed
 
 
 def _alive(pid: str) -> bool:
