@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -173,3 +174,53 @@ print(json.dumps(out))
         "linux/amd64": ["native", "passed", "passed"],
         "linux/arm/v6": ["emulated", "failed", "failed"],
     }
+
+
+def test_killed_xdist_worker_leaves_no_container(samples, tmp_path_factory, engine):
+    where = project(
+        tmp_path_factory,
+        "workerkill",
+        {
+            "test_slow.py": """
+import pytest
+
+@pytest.mark.parametrize("i", range(4))
+def test_slow(container, i):
+    container.run(["sleep", "3"])
+"""
+        },
+    )
+    session = f"test-kill-{os.getpid()}-{time.monotonic_ns()}"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "--image",
+            samples["good"],
+            "--platforms",
+            "linux/amd64,linux/arm64",
+            "-n",
+            "2",
+        ],
+        cwd=where,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "MULTIARCH_SESSION_ID": session},
+    )
+    label = {"label": f"io.multiarch-harness.session={session}"}
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len(engine.containers.list(all=True, filters=label)) < 2:
+            time.sleep(0.2)
+        assert engine.containers.list(all=True, filters=label), "no container was started"
+        workers = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+        os.kill(int(workers[0]), signal.SIGKILL)
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert "crashed" in out or "worker" in out.lower(), out[-2000:]
+    assert engine.containers.list(all=True, filters=label) == []
