@@ -306,6 +306,19 @@ class Registry:
         if put.status_code != 201:
             raise RegistryError(f"{ref.name}: blob {digest} upload answered {put.status_code}: {put.text[:200]}")
 
+    def mount_blob(self, ref: Reference, digest: str, from_repository: str) -> None:
+        """Make a blob of another repository of the same registry available in ``ref``'s
+        repository without uploading it (a cross-repository mount)."""
+        base = self._base(ref)
+        if self._request(ref, "HEAD", f"{base}/blobs/{digest}").status_code == 200:
+            return
+        resp = self._request(ref, "POST", f"{base}/blobs/uploads/?mount={digest}&from={from_repository}")
+        if resp.status_code != 201:
+            raise RegistryError(
+                f"{ref.name}: mounting {digest} from {from_repository} answered {resp.status_code}; "
+                "the registry would need the blob uploaded, which promote does not do"
+            )
+
     def push_manifest(self, ref: Reference, target: str, data: bytes, media_type: str) -> str:
         """PUT a manifest or index as these exact bytes under ``target`` (a tag or digest)."""
         put = self._request(

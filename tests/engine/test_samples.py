@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
+import jsonschema
 import pytest
 
 from conftest import RELEASE_PLATFORMS, TOP, by_platform, image_named, project, run_plugin
+from harness.gate import SCHEMA_FILE
 from harness.manifest import Index
 from harness.reference import Reference
 from harness.registry import Registry
@@ -30,6 +34,11 @@ def checks_failing(image: dict, check: str) -> set[str]:
 def test_exit_status_is_failure_because_of_the_defects(run):
     result, _ = run
     assert result.ret == pytest.ExitCode.TESTS_FAILED
+
+
+def test_the_report_follows_its_json_schema(run):
+    _, data = run
+    jsonschema.validate(data, json.loads(SCHEMA_FILE.read_text()))
 
 
 def test_good_image_passes_everything_everywhere(run, samples):
