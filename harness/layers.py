@@ -410,11 +410,3 @@ def layer_index(
             pass
     cache.put(digest, index)
     return index
-
-
-def read_layers(layers: Iterable[tuple[Path, str]], cache: IndexCache | None = None) -> Filesystem:
-    """Flatten layers given as (blob file, digest), lowest first."""
-    fs = Filesystem()
-    for path, digest in layers:
-        fs.apply(layer_index(path, digest, digest[:19], cache or IndexCache(None)))
-    return fs
