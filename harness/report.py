@@ -253,6 +253,22 @@ class Report:
                 out.append((True, cells, f"not in the index (present: {present})"))
         return out
 
+    def markdown(self) -> str:
+        """The matrix as GitHub-flavoured Markdown, for a CI job summary."""
+        headers = ["", "image", "platform", "mode", "config", "elf", "uname", "tests p/f/s", "slowdown"]
+        rows = self.rows()
+        table = tabulate(
+            [["❌" if failed else "✅", *cells[:-1]] for failed, cells, _ in rows], headers=headers, tablefmt="github"
+        )
+        caught = [
+            f"- **{cells[0]} {cells[1]}**: {_markdown_cell(why)}" for failed, cells, why in rows if failed and why
+        ]
+        verdict = "some platforms failed" if self.failed else "every platform passed"
+        out = [f"### Multi-architecture results: {verdict}", "", table]
+        if caught:
+            out += ["", "What the red rows caught:", "", *caught]
+        return "\n".join(out) + "\n"
+
     def matrix(self, width: int = 80, colour: bool = False) -> str:
         """The table, green and red rows, then one paragraph per red row saying what it caught."""
         headers = ["image", "platform", "mode", "config", "elf", "uname", "tests p/f/s", "slowdown", "verdict"]
@@ -278,6 +294,10 @@ class Report:
 
 def _paint(text: str, code: str, colour: bool) -> str:
     return f"\x1b[{code}m{text}\x1b[0m" if colour else text
+
+
+def _markdown_cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
 
 
 def _worst(a: str, b: str) -> str:

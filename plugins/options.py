@@ -44,6 +44,13 @@ def addoption(parser: pytest.Parser) -> None:
         help="write the per-platform JSON report (schema 1) to PATH. ini: multiarch_json; env: MULTIARCH_JSON.",
     )
     group.addoption(
+        "--multiarch-markdown",
+        default=None,
+        metavar="PATH",
+        help="write the per-platform summary as Markdown to PATH (it is also appended to "
+        "$GITHUB_STEP_SUMMARY when that is set).",
+    )
+    group.addoption(
         "--elf-include",
         action="append",
         default=None,
@@ -132,6 +139,7 @@ class Options:
     strict: bool = False
     timeout: float = 120.0
     engines: tuple[tuple[Platform, str], ...] = ()
+    markdown_path: str | None = None
 
     @property
     def platforms_text(self) -> str:
@@ -172,6 +180,7 @@ def resolve(config: pytest.Config) -> Options:
         bool(config.getoption("strict_platforms") or config.getini("multiarch_strict_platforms")),
         _timeout(config),
         _engines(config),
+        config.getoption("multiarch_markdown"),
     )
 
 

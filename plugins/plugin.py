@@ -1,7 +1,8 @@
 """The pytest wiring: options, parametrisation, built-in check items, fixtures, reporting.
 
 Every process (the only one, or each xdist worker) has its own :class:`harness.Harness`.
-Outcomes travel as records in ``report.user_properties``; the controller alone folds them
+Outcomes travel as records on the test reports (``report.multiarch_record``, which xdist
+carries to the controller with the report); the controller alone folds them
 into the report, prints the matrix and writes the JSON.
 """
 
@@ -27,7 +28,7 @@ from harness.session import ImagePlan, Target
 from . import items as checks_
 from . import options
 
-RECORD = "multiarch"
+RECORD = "multiarch_record"
 TARGET_FIXTURE = "multiarch_target"
 
 
@@ -303,7 +304,9 @@ def pytest_runtest_makereport(
     if isinstance(item, checks_.CheckItem):
         rec = item.record(report)
         if rec is not None:
-            report.user_properties.append((RECORD, rec))
+            setattr(report, RECORD, rec)
+        if report.when == "setup" and item.target is not None:
+            _junit_properties(item, item.target)
         return report
     callspec = getattr(item, "callspec", None)
     key = callspec.params.get(TARGET_FIXTURE) if callspec is not None else None
@@ -318,6 +321,8 @@ def pytest_runtest_makereport(
         detail = _one_line(report)
     elif report.skipped and isinstance(report.longrepr, tuple):
         detail = str(report.longrepr[2])
+    if report.when == "setup":
+        _junit_properties(item, target)
     rec = checks_.base_record(target) | {
         "kind": KIND_TEST,
         # The same test on every platform shares this name, which pairs them for slowdown.
@@ -328,8 +333,15 @@ def pytest_runtest_makereport(
         "duration_s": report.duration,
         "command_s": item.stash.get(COMMAND_SECONDS, None) if report.when == "call" else None,
     }
-    report.user_properties.append((RECORD, rec))
+    setattr(report, RECORD, rec)
     return report
+
+
+def _junit_properties(item: pytest.Item, target: Target) -> None:
+    """Platform, mode and digest as JUnit properties of the test case, for CI dashboards."""
+    item.user_properties.extend(
+        [("platform", str(target.platform)), ("mode", target.mode.kind), ("digest", target.digest)]
+    )
 
 
 def _one_line(report: pytest.TestReport) -> str:
@@ -355,9 +367,9 @@ class Reporter:
             self.swept = 0
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        for name, value in report.user_properties:
-            if name == RECORD and isinstance(value, dict):
-                self.report.add(value)
+        rec = getattr(report, RECORD, None)
+        if isinstance(rec, dict):
+            self.report.add(rec)
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
@@ -372,6 +384,11 @@ class Reporter:
                 Engine(url).remove_labelled({LABEL_SESSION: self.state.session_id})
         if self.state.opts.json_path and self.report.images:
             self.report.write_json(self.state.opts.json_path)
+        if self.report.images:
+            for path in [self.state.opts.markdown_path, os.environ.get("GITHUB_STEP_SUMMARY")]:
+                if path:
+                    with open(path, "a" if path == os.environ.get("GITHUB_STEP_SUMMARY") else "w") as fh:
+                        fh.write(self.report.markdown())
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if not self.report.images:

@@ -17,11 +17,26 @@ SAMPLE_TESTS = TOP / "sample_images" / "tests" / "test_busybox.py"
 
 
 @pytest.fixture(scope="module")
-def run(samples, tmp_path_factory, engine):
-    where = project(tmp_path_factory, "samples", {"test_busybox.py": SAMPLE_TESTS.read_text()})
+def where(tmp_path_factory):
+    return project(tmp_path_factory, "samples", {"test_busybox.py": SAMPLE_TESTS.read_text()})
+
+
+@pytest.fixture(scope="module")
+def run(samples, where, engine):
     args = [a for ref in samples.values() for a in ("--image", ref)]
     before = engine.containers.list(all=True, filters={"label": "io.multiarch-harness"})
-    out = run_plugin(where, *args, "--platforms", ",".join(RELEASE_PLATFORMS), "-rf", "-v")
+    out = run_plugin(
+        where,
+        *args,
+        "--platforms",
+        ",".join(RELEASE_PLATFORMS),
+        "-rf",
+        "-v",
+        "--junitxml",
+        str(where / "junit.xml"),
+        "--multiarch-markdown",
+        str(where / "summary.md"),
+    )
     after = engine.containers.list(all=True, filters={"label": "io.multiarch-harness"})
     assert len(after) <= len(before), "the run left containers behind"
     return out
@@ -34,6 +49,27 @@ def checks_failing(image: dict, check: str) -> set[str]:
 def test_exit_status_is_failure_because_of_the_defects(run):
     result, _ = run
     assert result.ret == pytest.ExitCode.TESTS_FAILED
+
+
+def test_junit_cases_carry_platform_mode_and_digest(run, where):
+    import xml.etree.ElementTree as ET
+
+    root = ET.parse(where / "junit.xml").getroot()
+    cases = {c.get("name"): c for c in root.iter("testcase")}
+    case = cases["test_shell_runs[samples/good:1.0-linux/arm64]"]
+    props = {p.get("name"): p.get("value") for p in case.iter("property")}
+    assert props["platform"] == "linux/arm64"
+    assert props["mode"] == "emulated"
+    assert props["digest"].startswith("sha256:")
+    assert set(props) == {"platform", "mode", "digest"}
+
+
+def test_markdown_summary_has_every_row(run, where):
+    md = (where / "summary.md").read_text()
+    assert md.startswith("### Multi-architecture results: some platforms failed")
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in md.splitlines() if line.startswith("| ")]
+    assert ["❌", "samples/lost-arm64:1.0", "linux/arm64", "missing", "", "", "", "", ""] in rows
+    assert len(rows) == 1 + 5 * 9  # header, then one row per (image, platform)
 
 
 def test_the_report_follows_its_json_schema(run):
