@@ -13,7 +13,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -206,10 +206,10 @@ class Registry:
         return path.read_bytes().partition(b"\n")[2]
 
     def _manifest_file(self, digest: str) -> Path | None:
-        algo, _, hexd = digest.partition(":")
-        if algo != "sha256" or not re.fullmatch(r"[0-9a-f]{64}", hexd):
+        try:
+            return self.cache_dir / "manifests" / _sha256_hex(digest, "")
+        except RegistryError:
             return None
-        return self.cache_dir / "manifests" / hexd
 
     def _cached_manifest(self, digest: str) -> Index | ImageManifest | None:
         path = self._manifest_file(digest)
@@ -232,24 +232,29 @@ class Registry:
     # --- blobs ---------------------------------------------------------------------------
     def blob_path(self, ref: Reference, digest: str) -> Path:
         """A local file holding the blob, fetched once and verified against its digest."""
-        algo, _, hexd = digest.partition(":")
-        if algo != "sha256" or not re.fullmatch(r"[0-9a-f]{64}", hexd):
-            raise RegistryError(f"{ref.name}: unsupported blob digest {digest!r}")
-        path = self.cache_dir / "blobs" / "sha256" / hexd
+        path = self.blob_file(digest, ref.name)
         if path.exists():
             return path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        url = f"{self._base(ref)}/blobs/{digest}"
-        resp = self._request(ref, "GET", url, stream=True)
+        resp = self._request(ref, "GET", f"{self._base(ref)}/blobs/{digest}", stream=True)
         if resp.status_code != 200:
             raise RegistryError(f"{ref.name}: blob {digest} answered {resp.status_code}")
+        return self.store_blob(digest, resp.iter_content(1 << 20), ref.name)
+
+    def blob_file(self, digest: str, where: str = "") -> Path:
+        """Where the blob cache keeps (or would keep) this blob."""
+        return self.cache_dir / "blobs" / "sha256" / _sha256_hex(digest, where)
+
+    def store_blob(self, digest: str, chunks: Iterable[bytes], where: str) -> Path:
+        """Write a blob into the cache, atomically, only if its content has that digest."""
+        path = self.blob_file(digest, where)
+        path.parent.mkdir(parents=True, exist_ok=True)
         hasher = hashlib.sha256()
         with _atomic(path) as out:
-            for chunk in resp.iter_content(1 << 20):
+            for chunk in chunks:
                 hasher.update(chunk)
                 out(chunk)
-            if hasher.hexdigest() != hexd:
-                raise RegistryError(f"{ref.name}: blob {digest} content hashes to sha256:{hasher.hexdigest()}")
+            if "sha256:" + hasher.hexdigest() != digest:
+                raise RegistryError(f"{where}: blob {digest} content hashes to sha256:{hasher.hexdigest()}")
         return path
 
     @contextmanager
@@ -258,7 +263,7 @@ class Registry:
         read: a thread downloads, hashes and writes the cache file, so the network and the
         reader's decompression overlap. The digest is checked when the stream is drained and
         closed; a mismatch raises then, and nothing is cached."""
-        path = self._blob_file(ref, digest)
+        path = self.blob_file(digest, ref.name)
         if path.exists():
             with open(path, "rb") as fh:
                 yield fh
@@ -272,12 +277,6 @@ class Registry:
             stream.finish()
         finally:
             stream.close()
-
-    def _blob_file(self, ref: Reference, digest: str) -> Path:
-        algo, _, hexd = digest.partition(":")
-        if algo != "sha256" or not re.fullmatch(r"[0-9a-f]{64}", hexd):
-            raise RegistryError(f"{ref.name}: unsupported blob digest {digest!r}")
-        return self.cache_dir / "blobs" / "sha256" / hexd
 
     def blob_bytes(self, ref: Reference, digest: str) -> bytes:
         return self.blob_path(ref, digest).read_bytes()
@@ -327,6 +326,13 @@ class Registry:
         if put.status_code != 201:
             raise RegistryError(f"{ref.name}: manifest PUT answered {put.status_code}: {put.text[:200]}")
         return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def _sha256_hex(digest: str, where: str) -> str:
+    algo, _, hexd = digest.partition(":")
+    if algo != "sha256" or not re.fullmatch(r"[0-9a-f]{64}", hexd):
+        raise RegistryError(f"{where}: unsupported digest {digest!r} (only sha256 is)")
+    return hexd
 
 
 class _TeeStream:

@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import tarfile
-import tempfile
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -293,7 +291,7 @@ class ArchiveSource(_LocalSource):
         return fh.read()
 
     def blob_path(self, digest: str) -> Path:
-        cached = self.registry.cache_dir / "blobs" / "sha256" / digest.partition(":")[2]
+        cached = self.registry.blob_file(digest, self.name)
         if cached.exists():
             return cached
         with self._lock:
@@ -301,18 +299,7 @@ class ArchiveSource(_LocalSource):
             fh = self.tar.extractfile(member) if member else None
             if fh is None:
                 raise SourceError(f"{self.name}: blob {digest} is missing from the archive")
-            cached.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=cached.parent, prefix=".partial-")
-            hasher = hashlib.sha256()
-            with os.fdopen(fd, "wb") as out:
-                for chunk in iter(lambda: fh.read(1 << 20), b""):
-                    hasher.update(chunk)
-                    out.write(chunk)
-            if "sha256:" + hasher.hexdigest() != digest:
-                os.unlink(tmp)
-                raise SourceError(f"{self.name}: blob {digest} does not match its content")
-            os.replace(tmp, cached)
-        return cached
+            return self.registry.store_blob(digest, iter(lambda: fh.read(1 << 20), b""), self.name)
 
 
 class DaemonSource(Source):

@@ -68,8 +68,6 @@ class CheckItem(pytest.Item):
         self.error = error
         self.result: CheckResult | None = None
         self.add_marker(pytest.mark.multiarch_check)
-        if target is not None:
-            self.add_marker(pytest.mark.xdist_group(target.key))
 
     def runtest(self) -> None:
         self.result = self._run()

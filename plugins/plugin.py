@@ -13,12 +13,13 @@ import os
 import uuid
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from harness import Harness
-from harness.engine import Engine, EngineError
+from harness.engine import EngineError
 from harness.labels import LABEL_SESSION
 from harness.platform import Platform
 from harness.registry import Registry
@@ -183,14 +184,14 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             params.append(pytest.param(key, id=_param_id("unresolved", ref, len(refs) > 1)))
             continue
         for target in plan.targets:
-            marks = [pytest.mark.xdist_group(target.key)]
+            marks = []
             if not target.mode.runnable and not state.opts.strict:
                 marks.append(pytest.mark.skip(reason=f"{target.platform} cannot run here: {target.mode.reason}"))
             params.append(pytest.param(target.key, id=_param_id(str(target.platform), ref, len(refs) > 1), marks=marks))
     metafunc.parametrize(TARGET_FIXTURE, params, indirect=True)
 
 
-# First, so that pytest-xdist's own modifyitems (which groups by xdist_group) sees our items.
+# First, so that -k and -m deselect the built-in check items like any others.
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
     state = state_of(config)
@@ -308,12 +309,7 @@ def pytest_runtest_makereport(
         if report.when == "setup" and item.target is not None:
             _junit_properties(item, item.target)
         return report
-    callspec = getattr(item, "callspec", None)
-    key = callspec.params.get(TARGET_FIXTURE) if callspec is not None else None
-    if key is None:
-        return report
-    state = state_of(item.config)
-    target = state.targets.get(key)
+    target = _target_of(item, state_of(item.config))
     if target is None:
         return report
     detail = ""
@@ -361,10 +357,8 @@ class Reporter:
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         if not self.state.opts.images:
             return
-        try:
-            self.swept = Engine().sweep_stale(self.state.session_id)
-        except EngineError:
-            self.swept = 0
+        with contextlib.suppress(EngineError):
+            self.swept = self.state.harness.engine.sweep_stale(self.state.session_id)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         rec = getattr(report, RECORD, None)
@@ -373,22 +367,26 @@ class Reporter:
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if not self.report.images:
+            return  # nothing ran on an engine: do not go looking for one
+        harness = self.state.harness
         try:
-            engine = Engine()
+            engine = harness.engine
             self.report.host_platform, self.report.engine = str(engine.platform), engine.description
         except EngineError:
             self.report.engine = "unreachable"
         # Containers of workers that died still carry this session's label.
-        for url in [None, *dict.fromkeys(url for _, url in self.state.opts.engines)]:
+        for platform in [None, *(p for p, _ in self.state.opts.engines)]:
             with contextlib.suppress(EngineError):
-                Engine(url).remove_labelled({LABEL_SESSION: self.state.session_id})
-        if self.state.opts.json_path and self.report.images:
+                engine = harness.engine if platform is None else harness.engine_for(platform)
+                engine.remove_labelled({LABEL_SESSION: self.state.session_id})
+        if self.state.opts.json_path:
             self.report.write_json(self.state.opts.json_path)
-        if self.report.images:
-            for path in [self.state.opts.markdown_path, os.environ.get("GITHUB_STEP_SUMMARY")]:
-                if path:
-                    with open(path, "a" if path == os.environ.get("GITHUB_STEP_SUMMARY") else "w") as fh:
-                        fh.write(self.report.markdown())
+        if self.state.opts.markdown_path:
+            Path(self.state.opts.markdown_path).write_text(self.report.markdown())
+        if os.environ.get("GITHUB_STEP_SUMMARY"):  # GitHub collects what every step appends
+            with open(os.environ["GITHUB_STEP_SUMMARY"], "a") as fh:
+                fh.write(self.report.markdown())
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if not self.report.images:
