@@ -13,6 +13,7 @@ host.
 from __future__ import annotations
 
 import gzip
+import itertools
 import json
 import os
 import posixpath
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from . import elf
+from .streams import ChunkReader
 
 igzip: Any
 try:
@@ -101,32 +103,13 @@ def clean(name: str) -> str | None:
 
 
 # --- reading one layer ----------------------------------------------------------------------
-class _Prefixed:
-    """A reader that gives back the bytes already read to sniff the format, then the rest."""
-
-    def __init__(self, prefix: bytes, fh: Any) -> None:
-        self.prefix, self.fh = prefix, fh
-
-    def read(self, n: int = -1) -> bytes:
-        if not self.prefix:
-            return bytes(self.fh.read(n))
-        if n < 0:
-            out, self.prefix = self.prefix + bytes(self.fh.read()), b""
-            return out
-        out, self.prefix = self.prefix[:n], self.prefix[n:]
-        return out + (bytes(self.fh.read(n - len(out))) if len(out) < n else b"")
-
-    def readinto(self, buf: Any) -> int:
-        data = self.read(len(buf))
-        buf[: len(data)] = data
-        return len(data)
-
-
 def open_decompressed(fh: Any, label: str) -> Any:
     """The layer's tar stream, whatever its compression (gzip, zstd or none). ``fh`` needs
     only ``read``: streams that cannot seek (``docker save``) work too."""
-    magic = fh.read(4)
-    fh = _Prefixed(magic, fh)
+    raw = fh
+    magic = raw.read(4)
+    # Give back the bytes read to sniff the format, then the rest, with no seeking.
+    fh = ChunkReader(itertools.chain([magic], iter(lambda: raw.read(CHUNK), b"")))
     if magic[:2] == b"\x1f\x8b":
         if igzip is not None:  # ISA-L inflates about 2.5x faster than zlib, same output
             return igzip.IGzipFile(fileobj=fh, mode="rb")
@@ -150,7 +133,13 @@ class _Forward:
         self.pos = 0
 
     def read(self, n: int = -1) -> bytes:
+        # tarfile takes a short read for the end of the archive: fill each read up.
         data: bytes = self.raw.read(n)
+        while 0 < len(data) < n:
+            more: bytes = self.raw.read(n - len(data))
+            if not more:
+                break
+            data += more
         self.pos += len(data)
         return data
 

@@ -22,6 +22,7 @@ import requests
 
 from .manifest import ACCEPT, ImageManifest, Index, parse_manifest
 from .reference import DOCKER_HUB, Reference
+from .streams import ChunkReader
 
 _RETRY_STATUS = {429, 500, 502, 503, 504}
 
@@ -341,10 +342,8 @@ class _TeeStream:
     def __init__(self, resp: requests.Response, path: Path, digest: str, where: str) -> None:
         self.resp, self.path, self.digest, self.where = resp, path, digest, where
         self.queue: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=16)
-        self.buf = b""
-        self.pos = 0
         self.done = False
-        self.error: BaseException | None = None
+        self.reader = ChunkReader(self._received())
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, self.tmp = tempfile.mkstemp(dir=path.parent, prefix=".partial-")
         self.out = os.fdopen(fd, "wb")
@@ -362,32 +361,22 @@ class _TeeStream:
         except BaseException as exc:
             self.queue.put(exc)
 
-    def read(self, n: int = -1) -> bytes:
-        # Hand out whole chunks where possible: slicing a growing buffer copies it again
-        # on every read, which costs more than the hashing.
-        if self.pos >= len(self.buf):
-            if self.done:
-                return b""
+    def _received(self) -> Iterator[bytes]:
+        while True:
             item = self.queue.get()
             if item is None:
                 self.done = True
-                return b""
+                return
             if isinstance(item, BaseException):
                 self.done = True
                 raise RegistryError(f"{self.where}: download of {self.digest} failed: {item}") from item
-            self.buf, self.pos = item, 0
-        if n < 0:
-            out = self.buf[self.pos :] + b"".join(iter(lambda: self.read(1 << 20), b""))
-            self.pos = len(self.buf)
-            return out
-        out = self.buf[self.pos : self.pos + n]
-        self.pos += len(out)
-        return out
+            yield item
+
+    def read(self, n: int = -1) -> bytes:
+        return self.reader.read(n)
 
     def readinto(self, b: Any) -> int:
-        data = self.read(len(b))
-        b[: len(data)] = data
-        return len(data)
+        return self.reader.readinto(b)
 
     def finish(self) -> None:
         """After the last byte was read: keep the file only if the digest matches."""

@@ -29,6 +29,7 @@ from .manifest import DocumentError, ImageConfig, ImageManifest, Index, parse_ma
 from .platform import Platform
 from .reference import Reference
 from .registry import Registry, RegistryError
+from .streams import ChunkReader
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -348,7 +349,7 @@ class DaemonSource(Source):
 
     def _index_saved(self, image: Any) -> dict[str, LayerIndex]:
         out: dict[str, LayerIndex] = {}
-        stream = _ChunkStream(image.save(chunk_size=1 << 20))
+        stream = ChunkReader(image.save(chunk_size=1 << 20))
         with tarfile.open(fileobj=cast(Any, stream), mode="r|") as outer:
             for member in outer:
                 if not (member.isfile() and member.name.endswith(".tar")) and not member.name.startswith(
@@ -391,23 +392,6 @@ class DaemonSource(Source):
 
     def runnable(self, digest: str, engine: Engine) -> str:
         return self._id
-
-
-class _ChunkStream:
-    """A file-like reader over an iterator of byte chunks (``docker save``)."""
-
-    def __init__(self, chunks: Any) -> None:
-        self.chunks = iter(chunks)
-        self.buf = b""
-
-    def read(self, n: int = -1) -> bytes:
-        while n < 0 or len(self.buf) < n:
-            chunk = next(self.chunks, None)
-            if chunk is None:
-                break
-            self.buf += chunk
-        out, self.buf = (self.buf, b"") if n < 0 else (self.buf[:n], self.buf[n:])
-        return out
 
 
 class _HashingReader:
