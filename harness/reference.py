@@ -88,3 +88,9 @@ class Reference:
             return ipaddress.ip_address(host).is_loopback
         except ValueError:
             return False
+
+
+def short_name(image: str) -> str:
+    """An image as people say it, without its registry host: ``samples/good:1.0``."""
+    first, _, rest = image.partition("/")
+    return rest if rest and ("." in first or ":" in first or first == "localhost") else image

@@ -52,7 +52,7 @@ def credentials(registry: str) -> tuple[str, str] | None:
     except (OSError, ValueError):
         return None
     keys = [registry, f"https://{registry}", f"http://{registry}"]
-    if registry == DOCKER_HUB:
+    if registry in (DOCKER_HUB, "docker.io", "index.docker.io"):  # an engine spells Hub "docker.io"
         keys = ["https://index.docker.io/v1/", "index.docker.io", "docker.io", *keys]
     helpers = config.get("credHelpers") or {}
     for key in keys:

@@ -19,6 +19,7 @@ from tabulate import tabulate
 
 from .checks import CHECKS, FAILED, PASSED, SKIPPED
 from .platform import Platform, sort_key
+from .reference import short_name
 
 SCHEMA = 1
 
@@ -231,7 +232,7 @@ class Report:
         self.compute_slowdown()
         out: list[tuple[bool, list[str], str]] = []
         for image in self.images.values():
-            name = _short(image.ref)
+            name = short_name(image.ref)
             if image.error:
                 out.append((True, [name, "-", "error", "", "", "", "", "", "FAIL"], image.error))
             for plat in _sorted(image.platforms.values()):
@@ -309,10 +310,6 @@ def _mark(check: dict[str, str] | None) -> str:
     if check is None:
         return ""
     return {PASSED: "ok", FAILED: "FAIL", SKIPPED: "skip"}.get(check["outcome"], check["outcome"])
-
-
-def _short(ref: str) -> str:
-    return ref.split("/", 1)[1] if "/" in ref and ("." in ref.split("/")[0] or ":" in ref.split("/")[0]) else ref
 
 
 def _sorted(plats: Iterable[PlatformResult]) -> list[PlatformResult]:

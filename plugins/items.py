@@ -23,11 +23,6 @@ class CheckFailed(Exception):
     """A built-in check found a defect; its message is the whole story."""
 
 
-def short(ref: str) -> str:
-    first, _, rest = ref.partition("/")
-    return rest if rest and ("." in first or ":" in first or first == "localhost") else ref
-
-
 def base_record(target: Target) -> dict[str, Any]:
     return {
         "image": target.image,

@@ -22,6 +22,7 @@ from harness import Harness
 from harness.engine import EngineError
 from harness.labels import LABEL_SESSION
 from harness.platform import Platform
+from harness.reference import short_name
 from harness.registry import Registry
 from harness.report import KIND_TEST, Report
 from harness.session import ImagePlan, Target
@@ -153,7 +154,7 @@ def _images_for(node: pytest.Item | Any, state: State) -> tuple[str, ...]:
 
 
 def _param_id(target_platform: str, image: str, several: bool) -> str:
-    return f"{checks_.short(image)}-{target_platform}" if several else target_platform
+    return f"{short_name(image)}-{target_platform}" if several else target_platform
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

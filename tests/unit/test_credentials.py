@@ -122,3 +122,8 @@ def test_http_only_for_loopback():
     assert reg._base(Reference.parse("127.0.0.1:5000/a")).startswith("http://")
     assert reg._base(Reference.parse("reg.example/a")).startswith("https://")
     assert Registry(insecure=True)._base(Reference.parse("reg.example/a")).startswith("http://")
+
+
+def test_docker_hub_as_an_engine_spells_it(docker_config):
+    docker_config(auths={"https://index.docker.io/v1/": {"auth": base64.b64encode(b"hub:pw").decode()}})
+    assert credentials("docker.io") == ("hub", "pw")
