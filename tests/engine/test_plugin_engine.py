@@ -113,6 +113,20 @@ def test_xdist_gives_the_same_report(samples, tmp_path_factory, no_leftovers):
     assert "multiarch: per-platform results" in r2.stdout.str()
 
 
+def start_pytest(where, image: str, *args: str, session: str | None = None) -> subprocess.Popen:
+    """A pytest run of the plugin on linux/amd64 and linux/arm64, left running."""
+    cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--image", image]
+    env = {**os.environ, **({"MULTIARCH_SESSION_ID": session} if session else {})}
+    return subprocess.Popen(
+        [*cmd, "--platforms", "linux/amd64,linux/arm64", *args],
+        cwd=where,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+
+
 def test_sigint_mid_run_leaves_no_container(samples, tmp_path_factory, engine):
     where = project(
         tmp_path_factory,
@@ -125,25 +139,7 @@ def test_slow(container):
         },
     )
     before = set(harness_containers(engine))
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-p",
-            "no:cacheprovider",
-            "--image",
-            samples["good"],
-            "--platforms",
-            "linux/amd64,linux/arm64",
-            "-k",
-            "test_slow",
-        ],
-        cwd=where,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    proc = start_pytest(where, samples["good"], "-k", "test_slow")
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not (set(harness_containers(engine)) - before):
@@ -191,26 +187,7 @@ def test_slow(container, i):
         },
     )
     session = f"test-kill-{os.getpid()}-{time.monotonic_ns()}"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-p",
-            "no:cacheprovider",
-            "--image",
-            samples["good"],
-            "--platforms",
-            "linux/amd64,linux/arm64",
-            "-n",
-            "2",
-        ],
-        cwd=where,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, "MULTIARCH_SESSION_ID": session},
-    )
+    proc = start_pytest(where, samples["good"], "-n", "2", session=session)
     label = {"label": f"io.multiarch-harness.session={session}"}
     try:
         deadline = time.monotonic() + 60
