@@ -7,6 +7,7 @@ what was found, and where.
 from __future__ import annotations
 
 import fnmatch
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -30,9 +31,20 @@ class CheckResult:
     detail: str
     #: Time spent in commands inside the container, where the check ran any.
     command_s: float | None = None
+    #: Timed commands (the slowdown probe): name -> seconds.
+    samples: dict[str, float] | None = None
 
     def to_json(self) -> dict[str, str]:
         return {"outcome": self.outcome, "detail": self.detail}
+
+
+def brief(reason: str) -> str:
+    """A check's reason cut to its first finding, for a one-line summary: ``elf: 1 of 2 ELF
+    files do not fit linux/arm64: /usr/bin/x is ...`` -> ``elf: /usr/bin/x is ...``."""
+    return _ONE_ELF.sub(r"\1", reason)
+
+
+_ONE_ELF = re.compile(r"^(\w+: )1 of \d+ ELF files do not fit \S+: ")
 
 
 def check_config(entry: Platform, config: ImageConfig) -> CheckResult:

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import json
 import math
-import textwrap
-from collections.abc import Iterable
+import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tabulate import tabulate
 
-from .checks import CHECKS, FAILED, PASSED, SKIPPED
+from .checks import CHECKS, FAILED, PASSED, SKIPPED, brief
 from .platform import Platform, sort_key
 from .reference import short_name
 
@@ -27,6 +27,7 @@ KIND_CHECK = "check"
 KIND_TEST = "test"
 KIND_COVERAGE = "coverage"
 KIND_RESOLVE = "resolve"
+KIND_PROBE = "probe"
 
 
 @dataclass
@@ -50,13 +51,18 @@ class PlatformResult:
     checks: dict[str, dict[str, str]] = field(default_factory=dict)
     tests: dict[str, TestRecord] = field(default_factory=dict)
     command_s: dict[str, float] = field(default_factory=dict)  # check name -> command time
+    probe: dict[str, float] = field(default_factory=dict)  # probe command -> median seconds
     slowdown: float | None = None
     slowdown_samples: int = 0
+    #: Set when the run has a --max-slowdown and this platform's slowdown is above it.
+    over_limit: float | None = None
 
     @property
     def failed(self) -> bool:
-        return any(c["outcome"] == FAILED for c in self.checks.values()) or any(
-            t.outcome == FAILED for t in self.tests.values()
+        return (
+            any(c["outcome"] == FAILED for c in self.checks.values())
+            or any(t.outcome == FAILED for t in self.tests.values())
+            or self.over_limit is not None
         )
 
     def samples(self) -> dict[str, float]:
@@ -67,10 +73,16 @@ class PlatformResult:
             for name, secs in self.command_s.items()
             if self.checks.get(name, {}).get("outcome") == PASSED
         }
+        out.update({f"probe:{name}": secs for name, secs in self.probe.items()})
         out.update(
             {f"test:{key}": float(t.command_s) for key, t in self.tests.items() if t.outcome == PASSED and t.command_s}
         )
         return out
+
+    def slowdown_text(self) -> str:
+        if self.slowdown is None:
+            return "not measured (no command ran both here and natively)"
+        return f"{self.slowdown:.2f}x (geometric mean of {self.slowdown_samples} paired commands)"
 
     def counts(self) -> tuple[int, int, int]:
         outs = [t.outcome for t in self.tests.values()]
@@ -85,6 +97,8 @@ class PlatformResult:
         for test in self.tests.values():
             if test.outcome == FAILED:
                 return f"{test.nodeid.rsplit('::', 1)[-1]}: {test.detail}"
+        if self.over_limit is not None and self.slowdown is not None:
+            return f"slowdown: {self.slowdown_text()}, above --max-slowdown {self.over_limit:g}"
         if self.mode == "unavailable":
             return self.mode_reason
         return ""
@@ -103,9 +117,10 @@ class ImageResult:
 
 
 class Report:
-    def __init__(self, host_platform: str = "", engine: str = "") -> None:
+    def __init__(self, host_platform: str = "", engine: str = "", max_slowdown: float | None = None) -> None:
         self.host_platform = host_platform
         self.engine = engine
+        self.max_slowdown = max_slowdown
         self.images: dict[str, ImageResult] = {}
 
     # --- folding records -------------------------------------------------------------------
@@ -137,6 +152,8 @@ class Report:
             plat.checks[rec["name"]] = {"outcome": rec["outcome"], "detail": rec.get("detail", "")}
             if rec.get("command_s") is not None:
                 plat.command_s[rec["name"]] = float(rec["command_s"])
+        elif kind == KIND_PROBE:
+            plat.probe = {str(k): float(v) for k, v in (rec.get("samples") or {}).items()}
         elif kind == KIND_TEST:
             key = rec["name"]
             prev = plat.tests.get(key)
@@ -170,11 +187,20 @@ class Report:
                 if ratios:
                     plat.slowdown = math.exp(sum(math.log(r) for r in ratios) / len(ratios))
                     plat.slowdown_samples = len(ratios)
+                over = self.max_slowdown is not None and plat.slowdown is not None and plat.slowdown > self.max_slowdown
+                plat.over_limit = self.max_slowdown if over else None
 
     @property
     def emulated(self) -> list[str]:
         seen = {p.platform for i in self.images.values() for p in i.platforms.values() if p.mode == "emulated"}
         return sorted(seen, key=lambda s: sort_key(Platform.parse(s)))
+
+    def over_limit(self) -> list[tuple[str, PlatformResult]]:
+        """(image, platform) pairs whose slowdown is above --max-slowdown."""
+        self.compute_slowdown()
+        return [
+            (i.ref, p) for i in self.images.values() for p in sorted_platforms(i.platforms.values()) if p.over_limit
+        ]
 
     @property
     def failed(self) -> bool:
@@ -186,6 +212,7 @@ class Report:
         return {
             "schema": SCHEMA,
             "host": {"platform": self.host_platform, "engine": self.engine, "emulated": self.emulated},
+            "max_slowdown": self.max_slowdown,
             "images": [self._image_json(i) for i in self.images.values()],
         }
 
@@ -200,8 +227,10 @@ class Report:
         }
         if image.error:
             out["error"] = image.error
-        for plat in _sorted(image.platforms.values()):
+        for plat in sorted_platforms(image.platforms.values()):
             checks = {name: plat.checks[name] for name in CHECKS if name in plat.checks}
+            if self.max_slowdown is not None and plat.mode != "unavailable":
+                checks["slowdown"] = self._slowdown_check(plat)
             out["platforms"].append(
                 {
                     "platform": plat.platform,
@@ -216,9 +245,18 @@ class Report:
                     ],
                     "slowdown": round(plat.slowdown, 3) if plat.slowdown is not None else None,
                     "slowdown_samples": plat.slowdown_samples,
+                    "probe_s": {k: round(v, 6) for k, v in plat.probe.items()},
                 }
             )
         return out
+
+    def _slowdown_check(self, plat: PlatformResult) -> dict[str, str]:
+        if plat.slowdown is None:
+            return {"outcome": SKIPPED, "detail": plat.slowdown_text()}
+        limit = f"--max-slowdown {self.max_slowdown:g}"
+        if plat.over_limit is not None:
+            return {"outcome": FAILED, "detail": f"{plat.slowdown_text()}, above {limit}"}
+        return {"outcome": PASSED, "detail": f"{plat.slowdown_text()}, within {limit}"}
 
     def write_json(self, path: str | Path) -> None:
         path = Path(path)
@@ -227,70 +265,190 @@ class Report:
         tmp.write_text(json.dumps(self.to_json(), indent=2) + "\n")
         tmp.replace(path)
 
-    def rows(self) -> list[tuple[bool, list[str], str]]:
-        """Matrix rows: (failed, cells, what it caught)."""
+    def rows(self) -> list[Row]:
+        """The matrix: one row per (image, platform), missing platforms included."""
         self.compute_slowdown()
-        out: list[tuple[bool, list[str], str]] = []
+        out: list[Row] = []
         for image in self.images.values():
             name = short_name(image.ref)
             if image.error:
-                out.append((True, [name, "-", "error", "", "", "", "", "", "FAIL"], image.error))
-            for plat in _sorted(image.platforms.values()):
+                out.append(Row(image.ref, name, "-", "error", ("", "", ""), "", "", "FAIL", True, image.error))
+            for plat in sorted_platforms(image.platforms.values()):
                 passed, failed, skipped = plat.counts()
                 verdict = "FAIL" if plat.failed else ("skip" if plat.mode == "unavailable" else "pass")
-                cells = [
-                    name,
-                    plat.platform,
-                    plat.mode,
-                    *(_mark(plat.checks.get(c)) for c in CHECKS),
-                    f"{passed}/{failed}/{skipped}" if plat.tests else "-",
-                    f"{plat.slowdown:.1f}x" if plat.slowdown is not None else "-",
-                    verdict,
-                ]
-                out.append((plat.failed, cells, plat.reason()))
+                slowdown = f"{plat.slowdown:.1f}x" if plat.slowdown is not None else "-"
+                if plat.over_limit:
+                    slowdown += "!"
+                out.append(
+                    Row(
+                        image.ref,
+                        name,
+                        plat.platform,
+                        plat.mode,
+                        tuple(_mark(plat.checks.get(c)) for c in CHECKS),
+                        f"{passed}/{failed}/{skipped}" if plat.tests else "-",
+                        slowdown,
+                        verdict,
+                        plat.failed,
+                        plat.reason(),
+                    )
+                )
             for missing in image.missing:
                 present = ", ".join(image.present) or "none"
-                cells = [name, missing, "missing", "", "", "", "", "", "FAIL"]
-                out.append((True, cells, f"not in the index (present: {present})"))
+                why = f"not in the index (present: {present})"
+                out.append(Row(image.ref, name, missing, "missing", ("", "", ""), "", "", "FAIL", True, why))
         return out
+
+    def test_grid(self, image: ImageResult) -> tuple[list[str], list[tuple[str, dict[str, str]]]]:
+        """Tests x platforms of one image: (platforms, [(test, {platform: outcome})])."""
+        plats = [p.platform for p in sorted_platforms(image.platforms.values()) if p.tests]
+        grid: dict[str, dict[str, str]] = {}
+        for plat in image.platforms.values():
+            for key, test in plat.tests.items():
+                grid.setdefault(_test_label(key, image.ref), {})[plat.platform] = test.outcome
+        return plats, list(grid.items())
 
     def markdown(self) -> str:
         """The matrix as GitHub-flavoured Markdown, for a CI job summary."""
-        headers = ["", "image", "platform", "mode", "config", "elf", "uname", "tests p/f/s", "slowdown"]
+        headers = ["", "image", "platform", "mode", *CHECKS, "tests p/f/s", "slowdown"]
         rows = self.rows()
         table = tabulate(
-            [["❌" if failed else "✅", *cells[:-1]] for failed, cells, _ in rows], headers=headers, tablefmt="github"
+            [["❌" if r.failed else "✅", *r.cells(with_image=True)[:-1]] for r in rows],
+            headers=headers,
+            tablefmt="github",
         )
-        caught = [
-            f"- **{cells[0]} {cells[1]}**: {_markdown_cell(why)}" for failed, cells, why in rows if failed and why
-        ]
+        caught = [f"- **{r.name} {r.platform}**: {_markdown_cell(r.reason)}" for r in rows if r.failed and r.reason]
         verdict = "some platforms failed" if self.failed else "every platform passed"
         out = [f"### Multi-architecture results: {verdict}", "", table]
         if caught:
             out += ["", "What the red rows caught:", "", *caught]
+        for image in self.images.values():
+            plats, tests = self.test_grid(image)
+            if not tests:
+                continue
+            grid = tabulate(
+                [[_markdown_cell(name), *(_MD_MARK.get(cells.get(p, ""), "") for p in plats)] for name, cells in tests],
+                headers=["test", *(_short_platform(p) for p in plats)],
+                tablefmt="github",
+            )
+            out += ["", f"<details><summary>Tests of {short_name(image.ref)} on each platform</summary>", "", grid]
+            out += ["", "</details>"]
         return "\n".join(out) + "\n"
 
     def matrix(self, width: int = 80, colour: bool = False) -> str:
-        """The table, green and red rows, then one paragraph per red row saying what it caught."""
-        headers = ["image", "platform", "mode", "config", "elf", "uname", "tests p/f/s", "slowdown", "verdict"]
+        """The terminal summary: per image, a table of its platforms (each red row followed
+        by what it caught, on one line), then its tests x platforms when it has tests."""
+        width = max(width, 60)
+        out: list[str] = []
         rows = self.rows()
-        lines = tabulate([cells for _, cells, _ in rows], headers=headers, tablefmt="simple").splitlines()
-        out = lines[:2]
-        for (failed, _, _), line in zip(rows, lines[2:], strict=True):
-            out.append(_paint(line, "31" if failed else "32", colour))
-        caught = [(cells, why) for failed, cells, why in rows if failed and why]
-        if caught:
-            out.append("")
-            out.append("What the red rows caught:")
-            for cells, why in caught:
-                head = f"- {cells[0]} {cells[1]}: "
-                out.extend(
-                    _paint(x, "31", colour)
-                    for x in textwrap.wrap(
-                        head + why, width=max(width, 40), subsequent_indent="    ", break_on_hyphens=False
-                    )
-                )
+        for image in self.images.values():
+            mine = [r for r in rows if r.ref == image.ref]
+            if out:
+                out.append("")
+            digest = f" @ {image.digest[:19]}" if image.digest else ""
+            out.append(_paint(f"{short_name(image.ref)}{digest}", "1", colour))
+            lines = _columns([r.cells() for r in mine], _HEADERS)
+            out.extend(lines[:2])
+            for row, line in zip(mine, lines[2:], strict=True):
+                out.append(_paint(line, "31" if row.failed else "32", colour))
+                if row.failed and row.reason:
+                    out.append(_paint(_clip(f"  - {brief(row.reason)}", width), "31", colour))
+            out.extend(self._test_tables(image, width, colour))
+        if self.max_slowdown is not None:
+            out += ["", f"! slowdown above --max-slowdown {self.max_slowdown:g}"]
         return "\n".join(out)
+
+    def _test_tables(self, image: ImageResult, width: int, colour: bool) -> list[str]:
+        """Tests x platforms, split into several tables side by side platforms when too wide."""
+        plats, tests = self.test_grid(image)
+        if not tests:
+            return []
+        first = min(max(len(name) for name, _ in tests), width // 2)
+        out: list[str] = []
+        for chunk in _fit(plats, width - first, lambda p: max(len(_short_platform(p)), 4) + 2):
+            body = [
+                [
+                    _clip(name, first),
+                    *(
+                        _paint(_TEST_MARK.get(cells.get(p, ""), "-"), _TEST_COLOUR.get(cells.get(p, ""), "0"), colour)
+                        for p in chunk
+                    ),
+                ]
+                for name, cells in tests
+            ]
+            out.append("")
+            out.extend(_columns(body, ["tests", *(_short_platform(p) for p in chunk)]))
+        return out
+
+
+@dataclass(frozen=True)
+class Row:
+    ref: str
+    name: str
+    platform: str
+    mode: str
+    checks: tuple[str, ...]
+    tests: str
+    slowdown: str
+    verdict: str
+    failed: bool
+    reason: str
+
+    def cells(self, with_image: bool = False) -> list[str]:
+        head = [self.name] if with_image else []
+        return [*head, self.platform, self.mode, *self.checks, self.tests, self.slowdown, self.verdict]
+
+
+_HEADERS = ["platform", "mode", *CHECKS, "p/f/s", "slowdown", "verdict"]
+_TEST_MARK = {PASSED: "ok", FAILED: "FAIL", SKIPPED: "skip"}
+_TEST_COLOUR = {PASSED: "32", FAILED: "31", SKIPPED: "33"}
+_MD_MARK = {PASSED: "✅", FAILED: "❌", SKIPPED: "⏭️"}
+
+
+def _short_platform(platform: str) -> str:
+    return platform.removeprefix("linux/")
+
+
+def _test_label(key: str, ref: str) -> str:
+    """``path::test_x[*]`` or ``path::test_x[image-*]`` -> ``test_x``; other parameters stay."""
+    name = key.rsplit("::", 1)[-1]
+    if "[" not in name:
+        return name
+    func, params = name.split("[", 1)
+    params = params.removesuffix("]").replace(f"{short_name(ref)}-*", "*")
+    rest = "-".join(p for p in params.split("*") if p).strip("-").replace("--", "-")
+    return f"{func}[{rest}]" if rest else func
+
+
+def _fit(items: list[str], room: int, width: Callable[[str], int]) -> list[list[str]]:
+    """``items`` in runs whose widths add up to at most ``room`` (one at least per run)."""
+    runs: list[list[str]] = [[]]
+    used = 0
+    for item in items:
+        if runs[-1] and used + width(item) > room:
+            runs.append([])
+            used = 0
+        runs[-1].append(item)
+        used += width(item)
+    return runs
+
+
+def _columns(rows: list[list[str]], headers: list[str]) -> list[str]:
+    """A plain table, columns two spaces apart, no padding beyond the widest cell (tabulate
+    pads headers, which costs the columns an 80-column terminal does not have)."""
+    widths = [max(len(_ANSI.sub("", str(c))) for c in col) for col in zip(headers, *rows, strict=True)]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(c + " " * (w - len(_ANSI.sub("", c))) for c, w in zip(cells, widths, strict=True)).rstrip()
+
+    return [line(headers), "  ".join("-" * w for w in widths), *(line(r) for r in rows)]
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 3].rstrip() + "..."
 
 
 def _paint(text: str, code: str, colour: bool) -> str:
@@ -312,5 +470,5 @@ def _mark(check: dict[str, str] | None) -> str:
     return {PASSED: "ok", FAILED: "FAIL", SKIPPED: "skip"}.get(check["outcome"], check["outcome"])
 
 
-def _sorted(plats: Iterable[PlatformResult]) -> list[PlatformResult]:
+def sorted_platforms(plats: Iterable[PlatformResult]) -> list[PlatformResult]:
     return sorted(plats, key=lambda p: sort_key(Platform.parse(p.platform)))

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from . import checks
+from . import checks, probe
 from .checks import CheckResult
 from .engine import UNAVAILABLE, Engine, EngineError, Mode
 from .labels import HOSTNAME, LABEL, LABEL_DIGEST, LABEL_HOST, LABEL_IMAGE, LABEL_PID, LABEL_PLATFORM, LABEL_SESSION
@@ -227,6 +227,27 @@ class Harness:
         host = self.engine_for(target.platform).platform
         verdict = checks.check_uname(target.platform, host, target.mode.emulated, result.stdout.strip())
         return replace(verdict, command_s=result.duration_s)
+
+    def probe(self, target: Target) -> CheckResult:
+        """Time the slowdown probe's commands (:mod:`harness.probe`) on ``target``."""
+        if not target.mode.runnable:
+            return CheckResult(checks.SKIPPED, f"cannot run {target.platform} here: {target.mode.reason}")
+        cmds = probe.commands(self.filesystem(target), self.config(target).path_dirs)
+        if not cmds:
+            return CheckResult(checks.SKIPPED, "the image has none of the probe's commands (uname, sh, sha256sum)")
+
+        def run(argv: Sequence[str]) -> tuple[int, float, str]:
+            result = self.run(target, argv)
+            return result.exit_code, result.duration_s, result.stderr or result.stdout
+
+        from .container import CommandTimeout
+
+        try:
+            result = probe.run_probe(cmds, run)
+        except (EngineError, CommandTimeout) as exc:
+            return CheckResult(checks.SKIPPED, f"the probe could not run: {exc}")
+        outcome = checks.PASSED if result.samples else checks.SKIPPED
+        return CheckResult(outcome, result.detail, samples=result.samples)
 
     # --- containers --------------------------------------------------------------------------
     def labels(self, target: Target | None = None) -> dict[str, str]:

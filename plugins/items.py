@@ -1,8 +1,9 @@
 """Built-in check items: they run for every (image, platform) even with no user tests.
 
 Per image, an ``index`` item (requested platforms present?) and per platform ``config``,
-``elf`` and ``uname`` items. They are ordinary pytest items, so they count in the exit
-status, show in JUnit, honour ``-k`` and are distributed by xdist.
+``elf`` and ``uname`` items, and the ``probe`` that times a few commands for the slowdown.
+They are ordinary pytest items, so they count in the exit status, show in JUnit, honour
+``-k`` and are distributed by xdist.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from harness.checks import FAILED, PASSED, SKIPPED, CheckResult
-from harness.report import KIND_CHECK, KIND_COVERAGE, KIND_RESOLVE
+from harness.report import KIND_CHECK, KIND_COVERAGE, KIND_PROBE, KIND_RESOLVE
 from harness.session import ImagePlan, Target
 
 if TYPE_CHECKING:
@@ -89,6 +90,8 @@ class CheckItem(pytest.Item):
                     FAILED, f"cannot run {self.target.platform} here (--strict-platforms): {self.target.mode.reason}"
                 )
             return harness.check_uname(self.target)
+        if self.check == "probe":
+            return harness.probe(self.target)
         raise ValueError(f"unknown check {self.check}")
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
@@ -125,6 +128,9 @@ class CheckItem(pytest.Item):
                 "outcome": outcome,
             }
         assert self.target is not None
+        if self.check == "probe":
+            samples = self.result.samples if self.result is not None else None
+            return base_record(self.target) | {"kind": KIND_PROBE, "samples": samples or {}}
         return base_record(self.target) | {
             "kind": KIND_CHECK,
             "name": self.check,
@@ -155,8 +161,9 @@ def for_image(session: pytest.Session, state: State, ref: str) -> list[pytest.It
     out: list[pytest.Item] = [
         CheckItem.from_parent(parent, name="index", state=state, ref=ref, check="index", plan=plan)
     ]
+    names = ("config", "elf", "uname", "probe") if state.opts.probe else ("config", "elf", "uname")
     for target in plan.targets:
-        for check in ("config", "elf", "uname"):
+        for check in names:
             out.append(
                 CheckItem.from_parent(
                     parent, name=f"{check}[{target.platform}]", state=state, ref=ref, check=check, target=target

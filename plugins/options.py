@@ -96,6 +96,27 @@ def addoption(parser: pytest.Parser) -> None:
         "it times their measured slowdown. ini: multiarch_timeout.",
     )
     group.addoption(
+        "--max-slowdown",
+        default=None,
+        type=float,
+        metavar="X",
+        help="fail an emulated platform whose measured slowdown (command time against native) is above "
+        "X, e.g. 8. ini: multiarch_max_slowdown; env: MULTIARCH_MAX_SLOWDOWN.",
+    )
+    group.addoption(
+        "--no-slowdown-probe",
+        action="store_true",
+        default=False,
+        help="do not run the built-in slowdown probe (a few short commands per platform); slowdown "
+        "then rests on uname and the tests alone.",
+    )
+    group.addoption(
+        "--multiarch-html",
+        default=None,
+        metavar="PATH",
+        help="write the results as one self-contained HTML page (no network, no external assets) to PATH.",
+    )
+    group.addoption(
         "--insecure-registry",
         action="store_true",
         default=False,
@@ -104,6 +125,7 @@ def addoption(parser: pytest.Parser) -> None:
     parser.addini("multiarch_engines", "PLATFORM=DOCKER_HOST routes (one per line)", type="linelist", default=[])
     parser.addini("multiarch_strict_platforms", "fail platforms that cannot run here", type="bool", default=False)
     parser.addini("multiarch_timeout", "seconds one command may take natively", default="")
+    parser.addini("multiarch_max_slowdown", "fail emulated platforms slower than this factor", default="")
     parser.addini("multiarch_images", "images to test (one per line)", type="linelist", default=[])
     parser.addini("multiarch_elf_include", "globs of ELF paths to audit (one per line)", type="linelist", default=[])
     parser.addini(
@@ -140,6 +162,9 @@ class Options:
     timeout: float = 120.0
     engines: tuple[tuple[Platform, str], ...] = ()
     markdown_path: str | None = None
+    html_path: str | None = None
+    max_slowdown: float | None = None
+    probe: bool = True
 
     @property
     def platforms_text(self) -> str:
@@ -178,9 +203,12 @@ def resolve(config: pytest.Config) -> Options:
         str(scratch.value) if scratch.value else None,
         bool(config.getoption("insecure_registry")),
         bool(config.getoption("strict_platforms") or config.getini("multiarch_strict_platforms")),
-        _timeout(config),
+        _positive(config, "multiarch_timeout", "MULTIARCH_TIMEOUT", "--multiarch-timeout") or 120.0,
         _engines(config),
         config.getoption("multiarch_markdown"),
+        config.getoption("multiarch_html"),
+        _positive(config, "max_slowdown", "MULTIARCH_MAX_SLOWDOWN", "--max-slowdown", ini="multiarch_max_slowdown"),
+        not config.getoption("no_slowdown_probe"),
     )
 
 
@@ -223,16 +251,16 @@ def _context_host(name: str, source: str) -> str:
     return out.stdout.strip()
 
 
-def _timeout(config: pytest.Config) -> float:
-    setting = _resolve(config, "multiarch_timeout", "multiarch_timeout", "MULTIARCH_TIMEOUT")
+def _positive(config: pytest.Config, opt: str, env: str, flag: str, ini: str | None = None) -> float | None:
+    setting = _resolve(config, opt, ini or opt, env)
     if setting.value is None:
-        return 120.0
+        return None
     try:
         value = float(str(setting.value))
     except ValueError:
         value = -1.0
     if value <= 0:
-        raise pytest.UsageError(f"--multiarch-timeout ({setting.source}): {setting.value!r} is not a positive number")
+        raise pytest.UsageError(f"{flag} ({setting.source}): {setting.value!r} is not a positive number")
     return value
 
 

@@ -20,6 +20,7 @@ import pytest
 
 from harness import Harness
 from harness.engine import EngineError
+from harness.html import write_html
 from harness.labels import LABEL_SESSION
 from harness.platform import Platform
 from harness.reference import short_name
@@ -29,6 +30,7 @@ from harness.session import ImagePlan, Target
 
 from . import items as checks_
 from . import options
+from .junit import split_by_platform
 
 RECORD = "multiarch_record"
 TARGET_FIXTURE = "multiarch_target"
@@ -352,7 +354,7 @@ class Reporter:
 
     def __init__(self, state: State) -> None:
         self.state = state
-        self.report = Report()
+        self.report = Report(max_slowdown=state.opts.max_slowdown)
         self.swept = 0
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
@@ -381,8 +383,13 @@ class Reporter:
             with contextlib.suppress(EngineError):
                 engine = harness.engine if platform is None else harness.engine_for(platform)
                 engine.remove_labelled({LABEL_SESSION: self.state.session_id})
+        self.report.compute_slowdown()
+        if session.exitstatus == pytest.ExitCode.OK and self.report.over_limit():
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
         if self.state.opts.json_path:
             self.report.write_json(self.state.opts.json_path)
+        if self.state.opts.html_path:
+            write_html(self.report, self.state.opts.html_path)
         if self.state.opts.markdown_path:
             Path(self.state.opts.markdown_path).write_text(self.report.markdown())
         if os.environ.get("GITHUB_STEP_SUMMARY"):  # GitHub collects what every step appends
@@ -395,8 +402,11 @@ class Reporter:
         tr = terminalreporter
         tr.section("multiarch: per-platform results")
         tr.write_line(self.report.matrix(width=tr._tw.fullwidth, colour=tr.hasmarkup))
-        if self.state.opts.json_path:
-            tr.write_line(f"JSON report: {self.state.opts.json_path}")
+        for image, plat in self.report.over_limit():
+            tr.write_line(f"FAILED {short_name(image)} {plat.platform}: {plat.reason()}", red=True)
+        for label, path in (("JSON", self.state.opts.json_path), ("HTML", self.state.opts.html_path)):
+            if path:
+                tr.write_line(f"{label} report: {path}")
         if self.swept:
             tr.write_line(f"removed {self.swept} containers left by earlier runs that crashed")
 
@@ -409,6 +419,9 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     reporter = config.stash.get(REPORTER, None)
+    xmlpath = getattr(config.option, "xmlpath", None)
+    if reporter is not None and xmlpath and reporter.report.images and os.path.exists(xmlpath):
+        split_by_platform(xmlpath)  # pytest has written it by now (in pytest_sessionfinish)
     if reporter is not None:
         config.pluginmanager.unregister(reporter)
         del config.stash[REPORTER]

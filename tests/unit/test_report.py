@@ -109,14 +109,90 @@ def test_phases_fold_to_the_worst_outcome():
 def test_matrix_has_a_row_per_platform_and_says_what_was_caught(report):
     text = report.matrix(width=80)
     lines = text.splitlines()
-    assert any("linux/amd64" in line and "pass" in line for line in lines)
-    assert any("linux/arm64" in line and "FAIL" in line for line in lines)
-    assert any("linux/riscv64" in line and "missing" in line for line in lines)
-    assert "uname: uname -m says 'x86_64'" in text
-    assert "not in the index (present: linux/amd64, linux/arm64)" in " ".join(text.split())
-    assert max(len(line) for line in lines[lines.index("What the red rows caught:") :]) <= 80
+    assert any(line.startswith("linux/amd64") and line.rstrip().endswith("pass") for line in lines)
+    arm = next(i for i, line in enumerate(lines) if line.startswith("linux/arm64"))
+    assert lines[arm].rstrip().endswith("FAIL")
+    assert lines[arm + 1] == "  - uname: uname -m says 'x86_64'"  # the one-line reason under its row
+    missing = next(i for i, line in enumerate(lines) if line.startswith("linux/riscv64"))
+    assert "missing" in lines[missing]
+    assert lines[missing + 1] == "  - not in the index (present: linux/amd64, linux/arm64)"
     assert "\x1b[" not in text
     assert "\x1b[31m" in report.matrix(colour=True)
+
+
+LONG_ELF = (
+    "elf: 1 of 2 ELF files do not fit linux/mips64le: /usr/local/bin/tool is ELF64 LSB x86-64 "
+    "(EM_X86_64), expected ELF64 LSB MIPS (EM_MIPS)"
+)
+
+
+def nine_platform_report() -> Report:
+    """The shape of the sample run: a long image name, nine platforms, tests, a long reason."""
+    plats = ["linux/amd64", "linux/386", "linux/arm64", "linux/arm/v7", "linux/arm/v6", "linux/arm/v5"]
+    plats += ["linux/ppc64le", "linux/s390x", "linux/mips64le"]
+    r = Report("linux/amd64", "e")
+    image = "127.0.0.1:5000/samples/amd64-tarball:1.0"
+    for p in plats:
+        base = rec(p, image=image)
+        for c in ("config", "elf", "uname"):
+            failed = c == "elf" and p != "linux/amd64"
+            detail = LONG_ELF.split(": ", 1)[1] if failed else "fine"
+            r.add(base | {"kind": KIND_CHECK, "name": c, "outcome": "failed" if failed else "passed", "detail": detail})
+        for name in ("test_shell_runs", "test_sha256_is_right", "test_gzip_roundtrip"):
+            test = make_test(p, name, command_s=1.0) | {"name": f"t.py::{name}[samples/amd64-tarball:1.0-*]"}
+            r.add(test | {"image": image})
+    return r
+
+
+def test_matrix_fits_80_columns_with_nine_platforms_and_long_reasons():
+    text = nine_platform_report().matrix(width=80)
+    lines = text.splitlines()
+    assert max(len(line) for line in lines) <= 80, text
+    # The reason keeps its first finding, cut to the width.
+    assert "  - elf: /usr/local/bin/tool is ELF64 LSB x86-64 (EM_X86_64), expected ELF64..." in lines
+    # Tests x platforms, split into tables that each fit; every platform appears once.
+    headers = [line.split() for line in lines if line.startswith("tests ")]
+    assert len(headers) >= 2
+    shown = [p for h in headers for p in h[1:]]
+    assert shown == ["amd64", "386", "arm64", "arm/v7", "arm/v6", "arm/v5", "ppc64le", "s390x", "mips64le"]
+    assert sum(1 for line in lines if line.startswith("test_gzip_roundtrip ")) == len(headers)
+
+
+def test_test_labels_drop_the_platform_and_image_but_keep_other_parameters():
+    from harness.report import _test_label
+
+    ref = "127.0.0.1:5000/samples/armv7-in-v6:1.0"
+    assert _test_label("t.py::test_a[*]", ref) == "test_a"
+    assert _test_label("t.py::test_a[samples/armv7-in-v6:1.0-*]", ref) == "test_a"
+    assert _test_label("t.py::test_a[*-gzip]", ref) == "test_a[gzip]"
+    assert _test_label("t.py::TestX::test_b", ref) == "test_b"
+
+
+def test_probe_samples_count_towards_the_slowdown():
+    r = Report("linux/amd64", "e")
+    r.add(rec("linux/amd64", kind="probe", samples={"start": 0.05, "shell": 0.02}))
+    r.add(rec("linux/arm64", kind="probe", samples={"start": 0.20, "shell": 0.08}))
+    arm = r.to_json()["images"][0]["platforms"][1]
+    assert arm["slowdown"] == 4.0
+    assert arm["slowdown_samples"] == 2
+    assert arm["probe_s"] == {"start": 0.2, "shell": 0.08}
+
+
+def test_max_slowdown_fails_the_platform_above_it(report):
+    report.max_slowdown = 1.5
+    doc = report.to_json()
+    assert doc["max_slowdown"] == 1.5
+    amd, arm = doc["images"][0]["platforms"]
+    assert amd["checks"]["slowdown"]["outcome"] == "passed"
+    assert arm["checks"]["slowdown"] == {
+        "outcome": "failed",
+        "detail": "2.00x (geometric mean of 2 paired commands), above --max-slowdown 1.5",
+    }
+    assert [(p.platform) for _, p in report.over_limit()] == ["linux/arm64"]
+    assert "2.0x!" in report.matrix()
+    report.max_slowdown = 3
+    assert not report.over_limit()
+    assert report.to_json()["images"][0]["platforms"][1]["checks"]["slowdown"]["outcome"] == "passed"
 
 
 def test_failed_when_anything_failed(report):
