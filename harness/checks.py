@@ -41,10 +41,11 @@ class CheckResult:
 def brief(reason: str) -> str:
     """A check's reason cut to its first finding, for a one-line summary: ``elf: 1 of 2 ELF
     files do not fit linux/arm64: /usr/bin/x is ...`` -> ``elf: /usr/bin/x is ...``."""
-    return _ONE_ELF.sub(r"\1", reason)
+    return _MACHINE.sub("", _ONE_ELF.sub(r"\1", reason))
 
 
 _ONE_ELF = re.compile(r"^(\w+: )1 of \d+ ELF files do not fit \S+: ")
+_MACHINE = re.compile(r" \(EM_\w+\)")
 
 
 def check_config(entry: Platform, config: ImageConfig) -> CheckResult:

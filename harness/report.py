@@ -354,7 +354,7 @@ class Report:
                 if row.failed and row.reason:
                     out.append(_paint(_clip(f"  - {brief(row.reason)}", width), "31", colour))
             out.extend(self._test_tables(image, width, colour))
-        if self.max_slowdown is not None:
+        if any(r.slowdown.endswith("!") for r in rows):
             out += ["", f"! slowdown above --max-slowdown {self.max_slowdown:g}"]
         return "\n".join(out)
 

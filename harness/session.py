@@ -19,7 +19,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from . import checks, probe
+from . import checks
+from . import probe as probing
 from .checks import CheckResult
 from .engine import UNAVAILABLE, Engine, EngineError, Mode
 from .labels import HOSTNAME, LABEL, LABEL_DIGEST, LABEL_HOST, LABEL_IMAGE, LABEL_PID, LABEL_PLATFORM, LABEL_SESSION
@@ -101,6 +102,8 @@ class Harness:
         self._containers: dict[str, Container] = {}
         self._start_errors: dict[str, EngineError] = {}
         self._lock = threading.RLock()
+        self._probe_lock = threading.Lock()
+        self._probe_results: dict[tuple[Platform, str | None], probing.ProbeResult] = {}
 
     # --- the engine ------------------------------------------------------------------------
     @property
@@ -229,12 +232,25 @@ class Harness:
         return replace(verdict, command_s=result.duration_s)
 
     def probe(self, target: Target) -> CheckResult:
-        """Time the slowdown probe's commands (:mod:`harness.probe`) on ``target``."""
+        """Time the slowdown probe's commands (:mod:`harness.probe`) on ``target``'s platform:
+        once per platform and engine in this process, in the first image that can run them."""
         if not target.mode.runnable:
             return CheckResult(checks.SKIPPED, f"cannot run {target.platform} here: {target.mode.reason}")
-        cmds = probe.commands(self.filesystem(target), self.config(target).path_dirs)
+        key = (target.platform, self.routes.get(target.platform))
+        with self._probe_lock:
+            done = self._probe_results.get(key)
+            if done is None:
+                done = self._probe(target)
+                if done.samples:  # an image that could not run them leaves the platform to the next
+                    self._probe_results[key] = done
+        if not done.samples:
+            return CheckResult(checks.SKIPPED, done.detail)
+        return CheckResult(checks.PASSED, done.detail, samples=dict(done.samples))
+
+    def _probe(self, target: Target) -> probing.ProbeResult:
+        cmds = probing.commands(self.filesystem(target), self.config(target).path_dirs)
         if not cmds:
-            return CheckResult(checks.SKIPPED, "the image has none of the probe's commands (uname, sh, sha256sum)")
+            return probing.ProbeResult(failures={"probe": "the image has neither sh nor sha256sum"})
 
         def run(argv: Sequence[str]) -> tuple[int, float, str]:
             result = self.run(target, argv)
@@ -243,11 +259,10 @@ class Harness:
         from .container import CommandTimeout
 
         try:
-            result = probe.run_probe(cmds, run)
+            result = probing.run_probe(cmds, run)
         except (EngineError, CommandTimeout) as exc:
-            return CheckResult(checks.SKIPPED, f"the probe could not run: {exc}")
-        outcome = checks.PASSED if result.samples else checks.SKIPPED
-        return CheckResult(outcome, result.detail, samples=result.samples)
+            return probing.ProbeResult(failures={"probe": str(exc)})
+        return replace(result, image=target.image)
 
     # --- containers --------------------------------------------------------------------------
     def labels(self, target: Target | None = None) -> dict[str, str]:

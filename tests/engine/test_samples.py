@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import browser
 import jsonschema
 import pytest
 
@@ -36,6 +37,9 @@ def run(samples, where, engine):
         str(where / "junit.xml"),
         "--multiarch-markdown",
         str(where / "summary.md"),
+        "--multiarch-html",
+        str(where / "report.html"),
+        env={"COLUMNS": "80"},
     )
     after = engine.containers.list(all=True, filters={"label": "io.multiarch-harness"})
     assert len(after) <= len(before), "the run left containers behind"
@@ -67,9 +71,16 @@ def test_junit_cases_carry_platform_mode_and_digest(run, where):
 def test_markdown_summary_has_every_row(run, where):
     md = (where / "summary.md").read_text()
     assert md.startswith("### Multi-architecture results: some platforms failed")
-    rows = [[c.strip() for c in line.strip("|").split("|")] for line in md.splitlines() if line.startswith("| ")]
+    matrix = md[: md.index("What the red rows caught:")]
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in matrix.splitlines() if line.startswith("| ")]
     assert ["❌", "samples/lost-arm64:1.0", "linux/arm64", "missing", "", "", "", "", ""] in rows
     assert len(rows) == 1 + 5 * 9  # header, then one row per (image, platform)
+    # Then, per image, its tests x platforms, folded away.
+    assert md.count("<details><summary>Tests of ") == 5
+    v6 = md[md.index("<summary>Tests of samples/armv7-in-v6:1.0") :]
+    grid = [[c.strip() for c in line.strip("|").split("|")] for line in v6.splitlines() if line.startswith("| ")]
+    assert grid[0][1:] == [p.removeprefix("linux/") for p in RELEASE_PLATFORMS]
+    assert ["test_shell_runs", "✅", "✅", "✅", "✅", "❌", "❌", "✅", "✅", "✅"] in grid
 
 
 def test_the_report_follows_its_json_schema(run):
@@ -181,17 +192,109 @@ def test_each_platform_is_tested_by_its_own_digest(run, samples):
 def test_ids_and_matrix_carry_the_platform(run):
     result, _ = run
     out = result.stdout.str()
-    assert "test_busybox.py::test_shell_runs[samples/good:1.0-linux/arm64] PASSED" in out or (
-        "samples/good:1.0-linux/arm64" in out
-    )
+    assert "test_busybox.py::test_shell_runs[samples/good:1.0-linux/arm64] PASSED" in out
     result.stdout.fnmatch_lines(
         [
             "*multiarch: per-platform results*",
-            "*samples/good:1.0*linux/s390x*emulated*ok*ok*ok*4/0/0*pass",
-            "*samples/lost-arm64:1.0*linux/arm64*missing*FAIL",
-            "What the red rows caught:",
+            "samples/good:1.0 @ sha256:*",
+            "platform  *mode  *config  elf  uname  p/f/s  slowdown  verdict",
+            "linux/s390x  *emulated  ok  *ok  *ok  *4/0/0  *[0-9].[0-9]x  *pass",
+            "samples/lost-arm64:1.0 @ sha256:*",
+            "linux/arm64  *missing  *FAIL",
+            "  - not in the index (present: linux/amd64, linux/386, *",
         ]
     )
+    result.stdout.fnmatch_lines(
+        [
+            "samples/amd64-tarball:1.0 @ sha256:*",
+            "*",
+            "*",
+            "linux/amd64  *native  *ok  *ok  *ok  *4/0/0  *1.0x  *pass",
+            "linux/386  *native  *ok  *FAIL  *ok  *4/0/0  *FAIL",
+            "  - elf: /usr/local/bin/tool is ELF64 LSB x86-64, expected ELF32 LSB Intel 80386",
+        ]
+    )
+
+
+def test_matrix_and_tests_table_fit_80_columns(run):
+    result, _ = run
+    lines = result.stdout.lines
+    start = next(i for i, line in enumerate(lines) if "multiarch: per-platform results" in line)
+    end = next(i for i, line in enumerate(lines) if i > start and line.startswith("JSON report:"))
+    section = lines[start:end]
+    assert max(len(line) for line in section) <= 80, "\n".join(line for line in section if len(line) > 80)
+    # Tests x platforms of the armv7-in-v6 image: its four tests die on arm/v6 and arm/v5 only.
+    at = next(i for i, line in enumerate(section) if line.startswith("samples/armv7-in-v6:1.0 @ "))
+    headers = [i for i in range(at, len(section)) if section[i].startswith("tests ")][:2]
+    columns = section[headers[0]].split() + section[headers[1]].split()[1:]
+    assert columns == ["tests", "amd64", "386", "arm64", "arm/v7", "arm/v6", "arm/v5", "ppc64le", "s390x", "mips64le"]
+    first = section[headers[0] + 2].split() + section[headers[1] + 2].split()[1:]
+    assert first == ["test_shell_runs", "ok", "ok", "ok", "ok", "FAIL", "FAIL", "ok", "ok", "ok"]
+
+
+def test_junit_has_a_suite_per_platform(run, where):
+    import xml.etree.ElementTree as ET
+
+    suites = {s.get("name"): s for s in ET.parse(where / "junit.xml").getroot().iter("testsuite")}
+    assert [n for n in suites if n != "pytest"] == [f"pytest ({p})" for p in RELEASE_PLATFORMS]
+    v6 = suites["pytest (linux/arm/v6)"]
+    names = [c.get("name") for c in v6.iter("testcase")]
+    assert "test_shell_runs[samples/armv7-in-v6:1.0-linux/arm/v6]" in names
+    assert all("linux/arm/v6" in n for n in names)
+    failed = [c.get("name") for c in v6.iter("testcase") if c.find("failure") is not None]
+    assert int(v6.get("failures")) == len(failed) > 0
+    # 5 images x (config, elf, uname, probe, 4 tests), except arm/v6 is in all five.
+    assert int(v6.get("tests")) == len(names) == 5 * 8
+    # The index checks carry no platform: they stay in the suite pytest named.
+    assert {c.get("name") for c in suites["pytest"].iter("testcase")} == {"index"}
+
+
+def test_html_page_renders_in_chromium_with_what_failed(run, where, samples):
+    why = browser.missing()
+    if why:
+        pytest.fail(why)
+    _, data = run
+    with browser.chromium() as driver:
+        driver.get((where / "report.html").resolve().as_uri())
+        assert driver.title == "Multi-architecture results: some platforms failed"
+        assert driver.execute_script("return performance.getEntriesByType('resource').length") == 0
+        sections = {s.get_attribute("data-ref"): s for s in driver.find_elements("css selector", "section.image")}
+        assert list(sections) == list(samples.values())
+
+        def rows(ref: str, kind: str) -> list[str]:
+            found = sections[ref].find_elements("css selector", f"table.matrix tr.{kind}")
+            assert all(r.is_displayed() for r in found)
+            return [r.get_attribute("data-platform") for r in found]
+
+        assert rows(samples["good"], "pass") == RELEASE_PLATFORMS
+        assert rows(samples["amd64-tarball"], "fail") == RELEASE_PLATFORMS[1:]
+        assert rows(samples["lost-arm64"], "fail") == ["linux/arm64"]
+        red = sections[samples["amd64-tarball"]].find_element("css selector", "table.matrix tr.fail td")
+        assert red.value_of_css_property("background-color") == "rgba(255, 235, 233, 1)"
+        caught = sections[samples["amd64-tarball"]].find_element("css selector", 'li[data-platform="linux/arm64"]')
+        assert caught.is_displayed()
+        assert "/usr/local/bin/tool is ELF64 LSB x86-64 (EM_X86_64), expected ELF64 LSB AArch64" in caught.text
+        v6 = sections[samples["armv7-in-v6"]].find_element("css selector", 'li[data-platform="linux/arm/v6"]')
+        assert "test_busybox.py::test_shell_runs[samples/armv7-in-v6:1.0-linux/arm/v6]" in v6.text
+        # The chart: one bar per platform, drawn as wide as its figure says.
+        good = by_platform(image_named(data, samples["good"]))
+        bars = sections[samples["good"]].find_elements("css selector", "svg.chart rect.bar")
+        assert [b.get_attribute("data-platform") for b in bars] == RELEASE_PLATFORMS
+        widths = {b.get_attribute("data-platform"): b.rect["width"] for b in bars}
+        for bar in bars:
+            name = bar.get_attribute("data-platform")
+            assert float(bar.get_attribute("data-slowdown")) == pytest.approx(good[name]["slowdown"], abs=1e-3)
+            ratio = widths[name] / widths["linux/amd64"]
+            assert ratio == pytest.approx(good[name]["slowdown"], rel=0.05)
+
+
+def test_the_probe_gives_every_platform_a_figure(run, samples):
+    _, data = run
+    plats = by_platform(image_named(data, samples["good"]))
+    for name in RELEASE_PLATFORMS:
+        assert set(plats[name]["probe_s"]) == {"shell", "hash"}, name
+    # Emulated, the probe's shell loop is several times slower than natively.
+    assert plats["linux/arm64"]["probe_s"]["shell"] > 2 * plats["linux/amd64"]["probe_s"]["shell"]
 
 
 def test_slowdown_is_reported_for_emulated_platforms(run, samples):
@@ -200,4 +303,4 @@ def test_slowdown_is_reported_for_emulated_platforms(run, samples):
     assert plats["linux/amd64"]["slowdown"] == 1.0
     for name in ("linux/arm64", "linux/s390x"):
         assert plats[name]["slowdown"] is not None
-        assert plats[name]["slowdown_samples"] >= 5  # four tests and the uname probe
+        assert plats[name]["slowdown_samples"] == 7  # four tests, uname, two probe commands
