@@ -29,6 +29,8 @@ td.ok { color: #1a7f37; } td.bad { color: #cf222e; font-weight: 600; } td.skip {
 code, .digest { font-family: ui-monospace, "SFMono-Regular", Menlo, monospace; font-size: .92em; }
 ul.caught li { margin: .4em 0; white-space: pre-wrap; }
 .meta { color: #59636e; }
+.wide { overflow-x: auto; }
+ul.summary { list-style: none; padding-left: 0; } ul.summary li { margin: .2em 0; }
 svg text { font: 12px system-ui, sans-serif; fill: #1f2328; }
 """
 _CELL_CLASS = {"ok": "ok", "FAIL": "bad", "skip": "skip"}
@@ -53,6 +55,14 @@ def render(report: Report) -> str:
         + (f" Limit: slowdown at most {report.max_slowdown:g}x." if report.max_slowdown is not None else "")
         + "</p>",
     ]
+    parts.append('<ul class="summary">')
+    for image in report.images.values():
+        mine = [r for r in rows if r.ref == image.ref]
+        red = [r.platform for r in mine if r.failed]
+        what = f"failed on {', '.join(red)} ({len(red)} of {len(mine)})" if red else f"all {len(mine)} platforms passed"
+        mark = '<span class="verdict-fail">✗</span>' if red else '<span class="verdict-pass">✓</span>'
+        parts.append(f"<li>{mark} <b>{escape(short_name(image.ref))}</b>: {escape(what)}</li>")
+    parts.append("</ul>")
     for image in report.images.values():
         parts.extend(_image(report, image, [r for r in rows if r.ref == image.ref]))
     parts.append(
@@ -122,8 +132,8 @@ def _tests(report: Report, image: ImageResult) -> list[str]:
     plats, tests = report.test_grid(image)
     if not tests:
         return []
-    out = ['<h3>Tests on each platform</h3><table class="tests"><thead><tr><th>test</th>']
-    out.extend(f"<th>{escape(p)}</th>" for p in plats)
+    out = ['<h3>Tests on each platform</h3><div class="wide"><table class="tests"><thead><tr><th>test</th>']
+    out.extend(f'<th title="{escape(p)}">{escape(p.removeprefix("linux/"))}</th>' for p in plats)
     out.append("</tr></thead><tbody>")
     for name, cells in tests:
         out.append(f"<tr><td><code>{escape(name)}</code></td>")
@@ -131,7 +141,7 @@ def _tests(report: Report, image: ImageResult) -> list[str]:
             cls, text = _TEST_CELL.get(cells.get(p, ""), ("", "-"))
             out.append(f'<td class="{cls}">{text}</td>')
         out.append("</tr>")
-    out.append("</tbody></table>")
+    out.append("</tbody></table></div>")
     return out
 
 

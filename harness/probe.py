@@ -3,11 +3,12 @@
 It gives each platform a slowdown figure even when the user has no tests of their own. Each
 command stands for one kind of work a test does, and runs a few times; the median counts:
 
+- ``start``: starting a small program (``uname -m``); under QEMU this is the translator
+  starting up, the cost that dominates short commands;
 - ``shell``: a shell loop, interpreter work (branches, small allocations);
 - ``hash``: ``sha256sum`` over the shell's own binary, straight-line integer code.
 
-Starting a program, the cost that dominates short commands under QEMU, is sampled by the
-``uname`` check already. A command the image lacks is left out. The loop is sized so that
+A command the image lacks is left out. The loop is sized so that
 the work inside the container, not the ``docker exec`` round trip around it, dominates the
 emulated time (about 0.25 s under QEMU here, 15 ms natively).
 
@@ -59,8 +60,10 @@ class ProbeResult:
 
 def commands(fs: Filesystem, path_dirs: Sequence[str]) -> list[ProbeCommand]:
     """The probe commands this image can run, with paths resolved in its filesystem."""
-
     out: list[ProbeCommand] = []
+    uname = fs.which("uname", path_dirs)
+    if uname:
+        out.append(ProbeCommand("start", (uname, "-m")))
     sh = fs.which("sh", path_dirs)
     if sh:
         loop = f"i=0; while [ $i -lt {SHELL_LOOP} ]; do i=$((i+1)); done"

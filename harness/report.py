@@ -359,10 +359,13 @@ class Report:
         return "\n".join(out)
 
     def _test_tables(self, image: ImageResult, width: int, colour: bool) -> list[str]:
-        """Tests x platforms, split into several tables side by side platforms when too wide."""
+        """Tests x platforms, split into several tables of fewer platforms when too wide; one
+        line when every test passed everywhere."""
         plats, tests = self.test_grid(image)
         if not tests:
             return []
+        if all(cells.get(p) == PASSED for _, cells in tests for p in plats):
+            return ["", _paint(f"tests: all {len(tests)} passed on all {len(plats)} platforms", "32", colour)]
         first = min(max(len(name) for name, _ in tests), width // 2)
         out: list[str] = []
         for chunk in _fit(plats, width - first, lambda p: max(len(_short_platform(p)), 4) + 2):

@@ -250,7 +250,7 @@ class Harness:
     def _probe(self, target: Target) -> probing.ProbeResult:
         cmds = probing.commands(self.filesystem(target), self.config(target).path_dirs)
         if not cmds:
-            return probing.ProbeResult(failures={"probe": "the image has neither sh nor sha256sum"})
+            return probing.ProbeResult(failures={"probe": "the image has none of uname, sh and sha256sum"})
 
         def run(argv: Sequence[str]) -> tuple[int, float, str]:
             result = self.run(target, argv)

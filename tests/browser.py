@@ -48,11 +48,12 @@ def chromium(width: int = 1280, height: int = 900) -> Iterator[Any]:
         driver.quit()
 
 
-def screenshot(page: Path, out: Path, width: int = 1280, height: int = 900) -> None:
-    """A PNG of the whole page (height grown to fit it)."""
-    with chromium(width, height) as driver:
+def screenshot(page: Path, out: Path, width: int = 1280, height: int = 0) -> None:
+    """A PNG of the page: its top ``height`` pixels, or all of it (up to 6000) when 0."""
+    with chromium(width, height or 900) as driver:
         driver.get(page.resolve().as_uri())
-        full = driver.execute_script("return document.documentElement.scrollHeight")
-        driver.set_window_size(width, min(int(full) + 40, 6000))
+        if not height:
+            full = driver.execute_script("return document.documentElement.scrollHeight")
+            driver.set_window_size(width, min(int(full) + 40, 6000))
         out.parent.mkdir(parents=True, exist_ok=True)
         driver.save_screenshot(str(out))

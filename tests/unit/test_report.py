@@ -139,7 +139,8 @@ def nine_platform_report() -> Report:
             detail = LONG_ELF.split(": ", 1)[1] if failed else "fine"
             r.add(base | {"kind": KIND_CHECK, "name": c, "outcome": "failed" if failed else "passed", "detail": detail})
         for name in ("test_shell_runs", "test_sha256_is_right", "test_gzip_roundtrip"):
-            test = make_test(p, name, command_s=1.0) | {"name": f"t.py::{name}[samples/amd64-tarball:1.0-*]"}
+            outcome = "failed" if (name, p) == ("test_gzip_roundtrip", "linux/s390x") else "passed"
+            test = make_test(p, name, outcome, command_s=1.0) | {"name": f"t.py::{name}[samples/amd64-tarball:1.0-*]"}
             r.add(test | {"image": image})
     return r
 
@@ -219,3 +220,13 @@ def test_markdown_summary(report):
     assert ["❌", "samples/x:1.0", "linux/arm64", "emulated", "ok", "ok", "FAIL", "2/0/0", "2.0x"] in rows
     assert "linux/riscv64" in md
     assert "- **samples/x:1.0 linux/arm64**: uname: uname -m says 'x86_64'" in md
+
+
+def test_tests_that_passed_everywhere_take_one_line():
+    r = Report("linux/amd64", "e")
+    for p in ("linux/amd64", "linux/arm64"):
+        for name in ("test_a", "test_b"):
+            r.add(make_test(p, name, command_s=1.0))
+    lines = r.matrix().splitlines()
+    assert "tests: all 2 passed on all 2 platforms" in lines
+    assert not any(line.startswith("tests ") for line in lines)
