@@ -74,7 +74,9 @@ def samples(registry: str) -> dict[str, str]:
 
 
 def harness_containers(client: docker.DockerClient) -> list[str]:
-    return [c.name for c in client.containers.list(all=True, filters={"label": LABEL})]
+    # The low-level list: the high-level one inspects each container after listing, and
+    # fails on one that a run removed in between.
+    return [c["Id"] for c in client.api.containers(all=True, filters={"label": LABEL})]
 
 
 @pytest.fixture

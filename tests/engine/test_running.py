@@ -62,7 +62,7 @@ def test_shared_b(container):
 def test_fresh_container_marker(samples, tmp_path_factory, engine, no_leftovers):
     where = project(tmp_path_factory, "fresh", {"test_f.py": FRESH_TESTS})
     result, _ = run_plugin(where, "--image", samples["good"], "--platforms", "linux/amd64,linux/s390x")
-    result.assert_outcomes(passed=1 + 6 + 6)
+    result.assert_outcomes(passed=1 + 6 + 2 + 6)  # index, checks, probes, tests
 
 
 def test_strict_platforms_fail_what_cannot_run(samples, tmp_path_factory, registry):
@@ -98,9 +98,9 @@ def test_stale_containers_of_crashed_runs_are_swept(samples, tmp_path_factory, e
     try:
         where = project(tmp_path_factory, "sweep", {"test_n.py": "def test_n():\n    pass\n"})
         result, _ = run_plugin(where, "--image", samples["good"], "--platforms", "linux/amd64")
-        names = harness_containers(engine)
-        assert stale.name not in names
-        assert alive.name in names  # its process (pid 1) is alive: not stale
+        ids = harness_containers(engine)
+        assert stale.id not in ids
+        assert alive.id in ids  # its process (pid 1) is alive: not stale
         result.stdout.fnmatch_lines(["removed 1 containers left by earlier runs that crashed"])
     finally:
         for c in (stale, alive):
@@ -142,7 +142,7 @@ def test_a_platform_routed_to_a_second_engine(samples, podman, tmp_path_factory,
         "--engine",
         f"linux/s390x={podman}",
     )
-    result.assert_outcomes(passed=1 + 6 + 2)
+    result.assert_outcomes(passed=1 + 6 + 2 + 2)  # index, checks, probes, tests
     plats = by_platform(image_named(data, samples["good"]))
     assert plats["linux/s390x"]["engine"] == podman
     assert plats["linux/s390x"]["mode_reason"].endswith(f"(engine {podman})")
