@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .platform import Platform
+from .platform import Platform, PlatformError
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
@@ -37,19 +37,28 @@ class Descriptor:
     annotations: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], where: str) -> Descriptor:
+    def from_dict(cls, data: Any, where: str) -> Descriptor:
+        if not isinstance(data, Mapping):
+            raise DocumentError(f"{where}: a descriptor is not a JSON object: {data!r:.200}")
         try:
             digest = str(data["digest"])
             size = int(data.get("size", -1))
         except (KeyError, TypeError, ValueError) as exc:
-            raise DocumentError(f"{where}: descriptor without a valid digest/size: {data!r}") from exc
+            raise DocumentError(f"{where}: descriptor without a valid digest/size: {data!r:.200}") from exc
         plat = data.get("platform")
+        annotations = data.get("annotations") or {}
+        if not isinstance(annotations, Mapping) or not all(isinstance(v, str) for v in annotations.values()):
+            raise DocumentError(f"{where}: descriptor {digest}: annotations are not an object of strings")
+        try:
+            platform = Platform.from_oci(plat) if isinstance(plat, Mapping) else None
+        except PlatformError as exc:
+            raise DocumentError(f"{where}: descriptor {digest}: {exc}") from exc
         return cls(
             media_type=str(data.get("mediaType", "")),
             digest=digest,
             size=size,
-            platform=Platform.from_oci(plat) if isinstance(plat, Mapping) else None,
-            annotations=dict(data.get("annotations") or {}),
+            platform=platform,
+            annotations=dict(annotations),
         )
 
     @property
@@ -91,12 +100,19 @@ class ImageConfig:
     def parse(cls, data: bytes, where: str) -> ImageConfig:
         doc = _load(data, where)
         cfg = doc.get("config") or {}
+        env = (cfg.get("Env") or []) if isinstance(cfg, Mapping) else None
+        if not isinstance(env, list) or not all(isinstance(item, str) for item in env):
+            raise DocumentError(f"{where}: config.Env is not a list of strings")
+        try:
+            platform = Platform.from_oci(doc)
+        except PlatformError as exc:
+            raise DocumentError(f"{where}: {exc}") from exc
         return cls(
-            platform=Platform.from_oci(doc),
+            platform=platform,
             raw_architecture=str(doc.get("architecture", "")),
             raw_os=str(doc.get("os", "")),
             raw_variant=doc.get("variant"),
-            env=tuple(cfg.get("Env") or ()),
+            env=tuple(env),
         )
 
     @property

@@ -108,7 +108,11 @@ class Platform:
     @classmethod
     def from_oci(cls, data: Mapping[str, Any]) -> Platform:
         """From an OCI ``platform`` object or an image config (``architecture``, ``os``)."""
-        return cls.normalized(str(data.get("os", "")), str(data.get("architecture", "")), data.get("variant"))
+        fields = {key: data.get(key) for key in ("os", "architecture", "variant")}
+        for key, value in fields.items():
+            if value is not None and not isinstance(value, str):
+                raise PlatformError(f"platform field {key!r} is not a string: {value!r}")
+        return cls.normalized(fields["os"] or "", fields["architecture"] or "", fields["variant"])
 
     def __str__(self) -> str:
         return "/".join(p for p in (self.os, self.architecture, self.variant) if p)

@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass, replace
 
 DOCKER_HUB = "registry-1.docker.io"
+_HUB_NAMES = {"docker.io", "index.docker.io", DOCKER_HUB}
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 _TAG = re.compile(r"^[\w][\w.-]{0,127}$")
 _REPO = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")
@@ -39,6 +40,8 @@ class Reference:
             registry, path = first, rest
         else:
             registry, path = DOCKER_HUB, text
+        if registry in _HUB_NAMES:  # docker.io/busybox is Docker Hub's library/busybox
+            registry = DOCKER_HUB
         tag = None
         name, colon, maybe_tag = path.rpartition(":")
         if colon and "/" not in maybe_tag:

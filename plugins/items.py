@@ -8,6 +8,7 @@ They are ordinary pytest items, so they count in the exit status, show in JUnit,
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -151,7 +152,9 @@ def _coverage(plan: ImagePlan) -> CheckResult:
     return CheckResult(PASSED, f"{len(plan.targets)} platforms tested of {len(plan.present)} present{note}")
 
 
-def for_image(session: pytest.Session, state: State, ref: str) -> list[pytest.Item]:
+def for_image(session: pytest.Session, state: State, ref: str, tested: Collection[str] = ()) -> list[pytest.Item]:
+    """The built-in items of ``ref``; ``tested`` holds the target keys user tests run on
+    (those need no probe under ``--slowdown-probe auto``: the tests are the samples)."""
     # An explicit node id: under the session, pytest would otherwise prefix "::".
     parent = ImageNode.from_parent(session, name=f"multiarch:{ref}", nodeid=f"multiarch:{ref}")
     try:
@@ -161,9 +164,9 @@ def for_image(session: pytest.Session, state: State, ref: str) -> list[pytest.It
     out: list[pytest.Item] = [
         CheckItem.from_parent(parent, name="index", state=state, ref=ref, check="index", plan=plan)
     ]
-    names = ("config", "elf", "uname", "probe") if state.opts.probe else ("config", "elf", "uname")
     for target in plan.targets:
-        for check in names:
+        probe = state.opts.probe == "always" or (state.opts.probe == "auto" and target.key not in tested)
+        for check in ("config", "elf", "uname", "probe") if probe else ("config", "elf", "uname"):
             out.append(
                 CheckItem.from_parent(
                     parent, name=f"{check}[{target.platform}]", state=state, ref=ref, check=check, target=target

@@ -104,11 +104,11 @@ def addoption(parser: pytest.Parser) -> None:
         "X, e.g. 8. ini: multiarch_max_slowdown; env: MULTIARCH_MAX_SLOWDOWN.",
     )
     group.addoption(
-        "--no-slowdown-probe",
-        action="store_true",
-        default=False,
-        help="do not run the built-in slowdown probe (a few short commands per platform); slowdown "
-        "then rests on uname and the tests alone.",
+        "--slowdown-probe",
+        default="auto",
+        choices=("auto", "always", "never"),
+        help="the built-in slowdown probe (a few short commands timed per platform): 'auto' (default) "
+        "runs it for the platforms no user test runs on, so they get a figure too; 'always'; 'never'.",
     )
     group.addoption(
         "--multiarch-html",
@@ -164,7 +164,7 @@ class Options:
     markdown_path: str | None = None
     html_path: str | None = None
     max_slowdown: float | None = None
-    probe: bool = True
+    probe: str = "auto"  # auto | always | never
 
     @property
     def platforms_text(self) -> str:
@@ -208,7 +208,7 @@ def resolve(config: pytest.Config) -> Options:
         config.getoption("multiarch_markdown"),
         config.getoption("multiarch_html"),
         _positive(config, "max_slowdown", "MULTIARCH_MAX_SLOWDOWN", "--max-slowdown", ini="multiarch_max_slowdown"),
-        not config.getoption("no_slowdown_probe"),
+        config.getoption("slowdown_probe"),
     )
 
 

@@ -203,9 +203,10 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         for ref in _images_for(item, state) if TARGET_FIXTURE in getattr(item, "fixturenames", ()) else ():
             if ref not in refs:
                 refs.append(ref)
+    tested = {target.key for target in (_target_of(item, state) for item in items) if target is not None}
     built: list[pytest.Item] = []
     for ref in refs:
-        built.extend(checks_.for_image(session, state, ref))
+        built.extend(checks_.for_image(session, state, ref, tested))
     items[:0] = built
     if state.is_worker:
         # Longest first: emulated platforms take several times as long as native ones, so

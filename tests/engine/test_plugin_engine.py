@@ -54,8 +54,8 @@ def test_fixtures_and_results(contract, samples, no_leftovers):
     result.stdout.fnmatch_lines(
         ["*test_run_result?linux/arm64? PASSED*", "*test_fails_on_s390x_only?linux/s390x? FAILED*"]
     )
-    # 1 index + 3 platforms x (3 checks + the probe) + 5 tests x 3 platforms
-    result.assert_outcomes(passed=1 + 9 + 3 + 14, failed=1)
+    # 1 index + 3 platforms x 3 checks + 5 tests x 3 platforms (no probe: the tests are the samples)
+    result.assert_outcomes(passed=1 + 9 + 14, failed=1)
     plats = by_platform(image_named(data, samples["good"]))
     assert [t["outcome"] for t in plats["linux/s390x"]["tests"]].count("failed") == 1
     result.stdout.fnmatch_lines(
@@ -83,7 +83,7 @@ def test_m(platform, container):
         },
     )
     result, data = run_plugin(where, "--platforms", "linux/amd64,linux/arm/v7")
-    result.assert_outcomes(passed=1 + 6 + 2 + 2)  # index, checks, probes, tests
+    result.assert_outcomes(passed=1 + 6 + 2)
     assert image_named(data, samples["lost-arm64"])["missing_platforms"] == []
 
 
@@ -206,3 +206,20 @@ def test_slow(container, i):
             proc.communicate()  # reaps it and closes its pipe
     assert "crashed" in out or "worker" in out.lower(), out[-2000:]
     assert engine.api.containers(all=True, filters=label) == []
+
+
+def test_the_probe_runs_where_no_user_test_does(samples, tmp_path_factory, no_leftovers):
+    where = project(tmp_path_factory, "probe", {"test_none.py": "def test_plain():\n    pass\n"})
+    result, data = run_plugin(where, "--image", samples["good"], "--platforms", "linux/amd64,linux/s390x")
+    result.assert_outcomes(passed=1 + 6 + 2 + 1)  # index, 3 checks and the probe per platform, test_plain
+    plats = by_platform(image_named(data, samples["good"]))
+    for name in ("linux/amd64", "linux/s390x"):
+        assert set(plats[name]["probe_s"]) == {"start", "shell", "hash"}
+    assert plats["linux/s390x"]["slowdown_samples"] == 4  # uname and the three probe commands
+    assert plats["linux/s390x"]["slowdown"] > 1.5
+    # --slowdown-probe never: the uname check alone gives the figure.
+    result, data = run_plugin(
+        where, "--image", samples["good"], "--platforms", "linux/amd64,linux/s390x", "--slowdown-probe", "never"
+    )
+    result.assert_outcomes(passed=1 + 6 + 1)
+    assert by_platform(image_named(data, samples["good"]))["linux/s390x"]["slowdown_samples"] == 1

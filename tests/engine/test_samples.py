@@ -39,6 +39,8 @@ def run(samples, where, engine):
         str(where / "summary.md"),
         "--multiarch-html",
         str(where / "report.html"),
+        "--slowdown-probe",
+        "always",
         env={"COLUMNS": "80"},
     )
     after = engine.containers.list(all=True, filters={"label": "io.multiarch-harness"})
