@@ -31,6 +31,10 @@ class RegistryError(RuntimeError):
     """A registry that refused, failed or sent something that does not verify."""
 
 
+class BlobInterrupted(RegistryError):
+    """A blob download that broke off midway (the connection closed, say): worth a retry."""
+
+
 def default_cache_dir() -> Path:
     base = os.environ.get("MULTIARCH_CACHE_DIR") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "multiarch-harness"
@@ -369,7 +373,7 @@ class _TeeStream:
                 return
             if isinstance(item, BaseException):
                 self.done = True
-                raise RegistryError(f"{self.where}: download of {self.digest} failed: {item}") from item
+                raise BlobInterrupted(f"{self.where}: download of {self.digest} broke off: {item}") from item
             yield item
 
     def read(self, n: int = -1) -> bytes:

@@ -28,13 +28,15 @@ from .layers import Filesystem, IndexCache, LayerIndex, index_layer, layer_index
 from .manifest import DocumentError, ImageConfig, ImageManifest, Index, parse_manifest
 from .platform import Platform
 from .reference import Reference
-from .registry import Registry, RegistryError
+from .registry import BlobInterrupted, Registry, RegistryError
 from .streams import ChunkReader
 
 if TYPE_CHECKING:
     from .engine import Engine
 
 REF_NAME = "org.opencontainers.image.ref.name"
+#: How many times a layer whose download broke off is read (from its start).
+BLOB_TRIES = 3
 
 
 class SourceError(ValueError):
@@ -138,8 +140,18 @@ class DocumentSource(Source):
     def filesystem(self, digest: str) -> Filesystem:
         fs = Filesystem()
         for desc in self.manifest(digest).layers:
-            fs.apply(layer_index(self.blob_opener(desc.digest), desc.digest, desc.digest[:19], self.cache))
+            fs.apply(self._layer(desc.digest))
         return fs
+
+    def _layer(self, digest: str) -> LayerIndex:
+        """A layer's index; a download that broke off is read again from the start."""
+        for attempt in range(1, BLOB_TRIES + 1):
+            try:
+                return layer_index(self.blob_opener(digest), digest, digest[:19], self.cache)
+            except BlobInterrupted:
+                if attempt == BLOB_TRIES:
+                    raise
+        raise AssertionError("unreachable")
 
     def blob_opener(self, digest: str) -> Path | Callable[[], AbstractContextManager[Any]]:
         """How to read a layer blob: its file, or (registries) a stream fetched as it is read."""

@@ -1,14 +1,20 @@
-"""A recording HTTP proxy on 127.0.0.1 in front of the real registry.
+"""A recording, fault-injecting HTTP proxy on 127.0.0.1 in front of the real registry.
 
 Every request is forwarded unchanged (the Host header too, so the registry's Location
 headers point back at the proxy) and written down: method, path, bytes of request body,
 status. Tests read the log to prove what a command sent, e.g. that promote uploads no blob.
+
+Faults are injected on the requests whose path contains a pattern, a given number of times:
+an error status (500, or 429 with Retry-After), a hang (no answer), or a connection closed
+halfway through the body.
 """
 
 from __future__ import annotations
 
 import http.client
+import socket
 import threading
+import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -24,10 +30,27 @@ class Exchange:
     status: int
 
 
+@dataclass
+class Fault:
+    match: str  # a substring of the request path
+    kind: str  # "500", "429", "hang" or "cut"
+    times: int = 1  # how many matching requests get it; -1: all
+    method: str = "GET"
+    seconds: float = 1.0  # Retry-After of a 429; how long a hang lasts
+
+    def take(self, method: str, path: str) -> bool:
+        if self.times == 0 or method != self.method or self.match not in path:
+            return False
+        self.times -= 1 if self.times > 0 else 0
+        return True
+
+
 class RecordingProxy:
-    def __init__(self, upstream: str) -> None:
+    def __init__(self, upstream: str, faults: list[Fault] | None = None) -> None:
         self.upstream = upstream  # host:port
         self.log: list[Exchange] = []
+        self.faults = list(faults or [])
+        self.injected: list[tuple[str, str]] = []  # (fault kind, path)
         self._lock = threading.Lock()
         proxy = self
 
@@ -49,8 +72,27 @@ class RecordingProxy:
                         self.rfile.readline()
                 return self.rfile.read(int(self.headers.get("Content-Length") or 0))
 
+            def _fault(self, kind: str, fault: Fault) -> bool:
+                """Answer with the fault; True when the request is done with."""
+                if kind in ("500", "429"):
+                    self.send_response(int(kind))
+                    if kind == "429":
+                        self.send_header("Retry-After", str(int(fault.seconds)))
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return True
+                if kind == "hang":
+                    time.sleep(fault.seconds)
+                    self.close_connection = True
+                    return True
+                return False  # "cut" is applied to the upstream's answer
+
             def _forward(self) -> None:
                 body = self._body()
+                fault = proxy._fault_for(self.command, self.path)
+                if fault is not None and self._fault(fault.kind, fault):
+                    proxy._record(Exchange(self.command, self.path, len(body), -1))
+                    return
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
                 if body or self.command in ("PUT", "POST", "PATCH"):
                     headers["Content-Length"] = str(len(body))
@@ -68,6 +110,12 @@ class RecordingProxy:
                         self.send_header(key, value)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
+                if fault is not None and fault.kind == "cut":
+                    self.wfile.write(data[: len(data) // 2])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
                 if self.command != "HEAD":
                     self.wfile.write(data)
 
@@ -77,6 +125,14 @@ class RecordingProxy:
         self.server.daemon_threads = True
         self.address = f"127.0.0.1:{self.server.server_address[1]}"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def _fault_for(self, method: str, path: str) -> Fault | None:
+        with self._lock:
+            for fault in self.faults:
+                if fault.take(method, path):
+                    self.injected.append((fault.kind, path))
+                    return fault
+        return None
 
     def _record(self, exchange: Exchange) -> None:
         with self._lock:

@@ -78,23 +78,39 @@ def test_login_required_is_a_clear_failure(private_image, tmp_path_factory):
     assert image_named(data, private_image)["error"]
 
 
-def check_private_run(result, data, private_image):
+#: Every output a run can write, with debug logging on, to search for the password.
+REPORTS = ("--junitxml", "junit.xml", "--multiarch-html", "page.html", "--multiarch-markdown", "summary.md")
+LOGS = ("--log-level=DEBUG", "-o", "log_cli=true", "-o", "log_cli_level=DEBUG", "-rA")
+
+
+def check_private_run(result, data, private_image, where):
     plats = by_platform(image_named(data, private_image))
     assert set(plats) == set(PLATFORMS.split(","))
     assert plats["linux/arm/v6"]["checks"]["elf"]["outcome"] == "failed"
     for name in ("linux/amd64", "linux/arm64"):
         assert {c["outcome"] for c in plats[name]["checks"].values()} == {"passed"}
         assert [t["outcome"] for t in plats[name]["tests"]] == ["passed"]  # the engine pulled with the login
-    everything = "\n".join(result.outlines + result.errlines) + json.dumps(data)
-    assert PASSWORD not in everything
+    files = [where / name for name in REPORTS[1::2]]
+    everything = "\n".join([*result.outlines, *result.errlines, json.dumps(data), *(f.read_text() for f in files)])
+    assert "DEBUG" in everything  # the logs are in it
+    basic = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+    for secret in (PASSWORD, basic):
+        assert secret not in everything
 
 
 def test_login_from_the_docker_config_file(private_image, login_config, tmp_path_factory, no_leftovers):
     where = project(tmp_path_factory, "login", {"test_runs.py": TESTS})
     result, data = run_plugin(
-        where, "--image", private_image, "--platforms", PLATFORMS, env={"DOCKER_CONFIG": str(login_config)}
+        where,
+        "--image",
+        private_image,
+        "--platforms",
+        PLATFORMS,
+        *REPORTS,
+        *LOGS,
+        env={"DOCKER_CONFIG": str(login_config)},
     )
-    check_private_run(result, data, private_image)
+    check_private_run(result, data, private_image, where)
 
 
 def test_login_from_a_credential_helper(private_image, tmp_path_factory, no_leftovers):
@@ -117,9 +133,11 @@ def test_login_from_a_credential_helper(private_image, tmp_path_factory, no_left
         private_image,
         "--platforms",
         PLATFORMS,
+        *REPORTS,
+        *LOGS,
         env={"DOCKER_CONFIG": str(config), "PATH": f"{bin_dir}:{os.environ['PATH']}"},
     )
-    check_private_run(result, data, private_image)
+    check_private_run(result, data, private_image, where)
 
 
 @pytest.fixture(scope="module")

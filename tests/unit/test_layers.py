@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import io
 import random
+from pathlib import Path
 
 import pytest
 from elfcraft import elf_for
@@ -110,3 +111,33 @@ NOISE = random.Random(1).randbytes(20000)
 def test_broken_layer_names_the_layer(data):
     with pytest.raises(LayerError, match="layer layer0: not a readable tar stream"):
         build(data)
+
+
+def test_a_hostile_layer_writes_nothing_on_the_host(tmp_path, monkeypatch):
+    """Paths climbing out of the root, absolute symlinks and files written through them, hard
+    links to host files, devices and FIFOs: the audit reads them, never creates anything."""
+    import tarfile
+    import uuid
+
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    target = tmp_path / f"escape-{uuid.uuid4().hex[:8]}"
+    fifo, dev = tarfile.TarInfo("run/fifo"), tarfile.TarInfo("dev/sda")
+    fifo.type, dev.type = tarfile.FIFOTYPE, tarfile.BLKTYPE
+    hostile = layer(
+        [
+            entry(f"../../../../..{target}", elf_for("linux/amd64")),
+            entry("abs", link=str(tmp_path)),
+            entry(f"abs/{target.name}-through-link", b"x"),
+            entry("passwd", hard="/etc/passwd"),
+            entry("/etc/cron.d/evil", b"* * * * * root sh\n"),
+            fifo,
+            dev,
+        ]
+    )
+    fs = build(hostile)
+    assert fs.notes  # what was out of bounds is said
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cwd"]
+    assert list(cwd.iterdir()) == []
+    assert not Path("/etc/cron.d/evil").exists()
