@@ -143,7 +143,7 @@ def test_promote_puts_only_manifests_and_uploads_no_blob(samples, registry, tmp_
     ref = f"{registry}/{repo}:rc"
     digest = seven_platform_index(samples["good"], ref)
     where = project(tmp_path_factory, "seven", {"test_runs.py": TESTS})
-    result, _ = run_plugin(where, "--image", ref, "--platforms", ",".join(SEVEN), "--no-slowdown-probe")
+    result, _ = run_plugin(where, "--image", ref, "--platforms", ",".join(SEVEN))
     assert result.ret == pytest.ExitCode.OK, result.stdout.str()[-2000:]
     report = str(where / "multiarch.json")
     with RecordingProxy(registry) as proxy:
