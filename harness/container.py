@@ -18,6 +18,7 @@ from typing import Any
 
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 
+import docker.errors
 from testcontainers.core.container import DockerContainer
 
 from .labels import LABEL, LABEL_DIGEST, LABEL_IMAGE, LABEL_PID, LABEL_PLATFORM, LABEL_SESSION  # noqa: F401
@@ -32,6 +33,10 @@ class CommandTimeout(TimeoutError):
 
 class ContainerExited(RuntimeError):
     """The container stopped by itself: its exit code and last output are in the message."""
+
+
+class ContainerGone(RuntimeError):
+    """The container stopped or vanished while in use (killed, removed, out of memory)."""
 
 
 @dataclass(frozen=True)
@@ -115,7 +120,10 @@ class Container:
         wrapped = self._tc.get_wrapped_container()
         api = wrapped.client.api
         start = time.perf_counter()
-        exec_id = api.exec_create(wrapped.id, list(argv), user=user)["Id"]
+        try:
+            exec_id = api.exec_create(wrapped.id, list(argv), user=user)["Id"]
+        except docker.errors.APIError as exc:
+            raise self._gone(argv) or exc from exc
         box: dict[str, Any] = {}
 
         def go() -> None:
@@ -131,16 +139,46 @@ class Container:
         if worker.is_alive():
             raise CommandTimeout(f"$ {shlex.join(argv)} was still running after {timeout:.0f}s on {self.platform}")
         if "error" in box:
-            raise box["error"]
+            raise self._gone(argv) or box["error"]
         self.command_seconds += took
         out, err = box.get("output") or (None, None)
         exit_code = api.exec_inspect(exec_id).get("ExitCode")
+        if exit_code is None or exit_code >= 128:  # no exit code, or a signal: was it the container?
+            gone = self._gone(argv, settle=0.5)
+            if gone is not None:
+                raise gone
         return CommandResult(
             argv,
             exit_code if exit_code is not None else -1,
             (out or b"").decode("utf-8", "replace"),
             (err or b"").decode("utf-8", "replace"),
             took,
+        )
+
+    def _gone(self, argv: Sequence[str], settle: float = 0.0) -> ContainerGone | None:
+        """A :class:`ContainerGone` when the container is no longer running, else None.
+        ``settle``: how long to let the engine catch up (a kill ends the exec before the
+        engine marks the container stopped)."""
+        wrapped = self._tc.get_wrapped_container()
+        deadline = time.monotonic() + settle
+        while True:
+            try:
+                wrapped.reload()
+            except docker.errors.NotFound:
+                return ContainerGone(
+                    f"$ {shlex.join(argv)}: the container of {self.platform} was removed during the run"
+                )
+            except docker.errors.APIError:
+                return None
+            if wrapped.status != "running":
+                break
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(0.05)
+        state = wrapped.attrs.get("State", {})
+        why = "out of memory" if state.get("OOMKilled") else f"exit code {state.get('ExitCode')}"
+        return ContainerGone(
+            f"$ {shlex.join(argv)}: the container of {self.platform} stopped during the run ({wrapped.status}, {why})"
         )
 
     def logs(self) -> str:

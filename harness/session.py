@@ -214,11 +214,11 @@ class Harness:
         uname = fs.which("uname", self.config(target).path_dirs)
         if uname is None:
             return CheckResult(checks.SKIPPED, "the image has no uname on its PATH")
-        from .container import CommandTimeout
+        from .container import CommandTimeout, ContainerGone
 
         try:
             result = self.run(target, [uname, "-m"])
-        except (EngineError, CommandTimeout) as exc:
+        except (EngineError, CommandTimeout, ContainerGone) as exc:
             return CheckResult(checks.FAILED, str(exc))
         if result.exit_code != 0:
             why = (result.stderr or result.stdout).strip()[:300]
@@ -256,11 +256,11 @@ class Harness:
             result = self.run(target, argv)
             return result.exit_code, result.duration_s, result.stderr or result.stdout
 
-        from .container import CommandTimeout
+        from .container import CommandTimeout, ContainerGone
 
         try:
             result = probing.run_probe(cmds, run)
-        except (EngineError, CommandTimeout) as exc:
+        except (EngineError, CommandTimeout, ContainerGone) as exc:
             return probing.ProbeResult(failures={"probe": str(exc)})
         return replace(result, image=target.image)
 
@@ -306,19 +306,26 @@ class Harness:
         """Run ``cmd`` in ``target``'s container (or the one given) with a timeout scaled to
         the platform. A command that times out takes its container with it: the next
         command of that platform gets a fresh one."""
-        from .container import CommandTimeout
+        from .container import CommandTimeout, ContainerGone
 
         limit = (timeout if timeout is not None else self.timeout) * self.slowdown_factor(target)
         running = container or self.container(target)
         try:
             return running.run(cmd, user=user, timeout=limit)
         except CommandTimeout as exc:
-            running.stop()
-            with self._lock:
-                if self._containers.get(target.key) is running:
-                    del self._containers[target.key]
+            self._drop(target, running)
             scale = f"{timeout or self.timeout:.0f}s x {self.slowdown_factor(target):.1f} for {target.mode.kind}"
             raise CommandTimeout(f"{exc} (limit {scale}); its container was removed") from None
+        except ContainerGone as exc:
+            self._drop(target, running)
+            raise ContainerGone(f"{target.image}: {exc}; the next command gets a fresh container") from None
+
+    def _drop(self, target: Target, running: Container) -> None:
+        """Remove ``running``; if it was ``target``'s shared container, the next use starts another."""
+        running.stop()
+        with self._lock:
+            if self._containers.get(target.key) is running:
+                del self._containers[target.key]
 
     def fresh_container(self, target: Target) -> Container:
         """A container of ``target`` of its own, not shared: the caller stops it."""

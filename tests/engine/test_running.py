@@ -159,3 +159,59 @@ def test_engine_option_is_checked(samples, tmp_path_factory):
     result.stderr.fnmatch_lines(["*--engine (command line): unknown platform 'linux/s390': did you mean linux/s390x?*"])
     result, _ = run_plugin(where, "--image", samples["good"], "--engine", "linux/s390x=no-such-context")
     result.stderr.fnmatch_lines(["*'no-such-context' is neither a DOCKER_HOST URL*nor a docker context*"])
+
+
+KILLED = """
+import threading
+import time
+
+import docker
+import pytest
+from harness.container import ContainerGone
+
+
+def test_a_killed_before_a_command(container):
+    docker.from_env().containers.get(container.id).kill()
+    with pytest.raises(ContainerGone, match="stopped during the run"):
+        container.run(["true"])
+
+
+def test_b_gets_a_fresh_container(container):
+    assert container.run(["true"]).exit_code == 0
+
+
+def test_c_killed_during_a_command(container):
+    victim = docker.from_env().containers.get(container.id)
+    threading.Timer(1.0, victim.kill).start()
+    container.run(["sleep", "30"])
+
+
+def test_d_gets_a_fresh_container_too(container):
+    assert container.run(["true"]).exit_code == 0
+"""
+
+
+def test_a_container_killed_mid_test(samples, tmp_path_factory, no_leftovers):
+    where = project(tmp_path_factory, "killed", {"test_killed.py": KILLED})
+    result, data = run_plugin(
+        where, "--image", samples["good"], "--platforms", "linux/amd64,linux/arm64", "-p", "no:randomly"
+    )
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    # Only the test whose command the kill interrupted fails, with what happened; the next
+    # test of the platform gets a fresh container and passes.
+    result.assert_outcomes(passed=1 + 6 + 3 * 2, failed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "E   *ContainerGone: *samples/good:1.0: $ sleep 30: the container of linux/a*64 stopped during the run "
+            "(exited, exit code 137); the next command gets a fresh container"
+        ]
+    )
+    plats = by_platform(image_named(data, samples["good"]))
+    for name in ("linux/amd64", "linux/arm64"):
+        outcomes = {t["nodeid"].split("::")[1].split("[")[0]: t["outcome"] for t in plats[name]["tests"]}
+        assert outcomes == {
+            "test_a_killed_before_a_command": "passed",
+            "test_b_gets_a_fresh_container": "passed",
+            "test_c_killed_during_a_command": "failed",
+            "test_d_gets_a_fresh_container_too": "passed",
+        }
