@@ -49,6 +49,27 @@ class LayerError(ValueError):
     """A layer that cannot be read as a tar stream; the message names the layer."""
 
 
+class LayerTooLarge(LayerError):
+    """A layer past the size or entry limit: a decompression bomb, or a limit to raise."""
+
+
+#: The environment variable that sets the most bytes one layer may decompress to.
+MAX_LAYER_ENV = "MULTIARCH_MAX_LAYER_BYTES"
+#: Default: far beyond real layers (the largest CUDA layers are around 10 GB), and a bound
+#: on the time an endless stream of zeros can take.
+DEFAULT_MAX_LAYER_BYTES = 64 << 30
+#: Entries one layer may hold; each costs memory in the index.
+MAX_LAYER_ENTRIES = 2_000_000
+
+
+def max_layer_bytes() -> int:
+    value = os.environ.get(MAX_LAYER_ENV, "")
+    try:
+        return int(value) if value else DEFAULT_MAX_LAYER_BYTES
+    except ValueError:
+        raise LayerError(f"{MAX_LAYER_ENV}={value!r} is not a number of bytes") from None
+
+
 @dataclass(frozen=True)
 class Node:
     kind: str  # "file", "dir", "symlink", "other"
@@ -128,9 +149,11 @@ class _Forward:
     needs seek and tell, but over a layer it only ever moves forward; this spares its
     stream mode's buffer copies, which cost as much as a quarter of the inflating."""
 
-    def __init__(self, raw: Any) -> None:
+    def __init__(self, raw: Any, label: str = "", limit: int | None = None) -> None:
         self.raw = raw
         self.pos = 0
+        self.label = label
+        self.limit = limit if limit is not None else max_layer_bytes()
 
     def read(self, n: int = -1) -> bytes:
         # tarfile takes a short read for the end of the archive: fill each read up.
@@ -141,6 +164,11 @@ class _Forward:
                 break
             data += more
         self.pos += len(data)
+        if self.pos > self.limit:
+            raise LayerTooLarge(
+                f"layer {self.label} decompresses to more than {self.limit:,} bytes: a decompression bomb, or "
+                f"a layer larger than the limit (raise {MAX_LAYER_ENV} if it really is that large)"
+            )
         return data
 
     def tell(self) -> int:
@@ -159,10 +187,14 @@ class _Forward:
 def index_layer(stream: IO[bytes], label: str, spool_dir: str | None = None) -> LayerIndex:
     index = LayerIndex()
     try:
-        with tarfile.open(fileobj=_Forward(stream), mode="r:") as tar:  # type: ignore[call-overload]
+        with tarfile.open(fileobj=_Forward(stream, label), mode="r:") as tar:  # type: ignore[call-overload]
             for member in tar:
                 _index_member(tar, member, label, index, spool_dir)
                 tar.members.clear()  # kept by tarfile for random access, never needed here
+                if len(index.ops) > MAX_LAYER_ENTRIES:
+                    raise LayerTooLarge(f"layer {label} has more than {MAX_LAYER_ENTRIES:,} entries")
+    except LayerTooLarge:
+        raise
     except (tarfile.TarError, OSError, EOFError, ValueError) as exc:
         raise LayerError(f"layer {label}: not a readable tar stream ({exc})") from exc
     return index

@@ -141,3 +141,53 @@ def test_a_hostile_layer_writes_nothing_on_the_host(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cwd"]
     assert list(cwd.iterdir()) == []
     assert not Path("/etc/cron.d/evil").exists()
+
+
+def test_a_decompression_bomb_stops_at_the_limit(monkeypatch):
+    import gzip
+    import time
+
+    from harness.layers import LayerTooLarge, index_layer, open_decompressed
+
+    bomb = gzip.compress(layer([entry("zeros", bytes(64 << 20))], compress=False), compresslevel=9)
+    assert len(bomb) < (1 << 20)  # 64 MiB of zeros in well under 1 MiB
+    monkeypatch.setenv("MULTIARCH_MAX_LAYER_BYTES", str(16 << 20))
+    start = time.monotonic()
+    with pytest.raises(LayerTooLarge, match="layer sha256:bomb decompresses to more than 16,777,216 bytes") as err:
+        index_layer(open_decompressed(io.BytesIO(bomb), "sha256:bomb"), "sha256:bomb")
+    assert "MULTIARCH_MAX_LAYER_BYTES" in str(err.value)
+    assert time.monotonic() - start < 5
+    # Under the limit, the same reader reads a normal layer.
+    fs = build(layer([entry("bin/tool", elf_for("linux/arm64"))]))
+    assert [p for p, _ in fs.elf_files()] == ["/bin/tool"]
+
+
+def test_a_4gb_sparse_file_is_read_in_a_moment(tmp_path):
+    """GNU tar stores a sparse file's holes as a map, not as bytes: 4 GB costs nothing to
+    skip, and its ELF header at the start is still audited."""
+    import shutil
+    import subprocess
+    import time
+
+    from harness.layers import index_layer
+
+    tar = shutil.which("tar")
+    assert tar, "GNU tar is needed to write a sparse member"
+    big = tmp_path / "src" / "big.bin"
+    big.parent.mkdir()
+    big.write_bytes(elf_for("linux/amd64"))
+    with open(big, "r+b") as fh:
+        fh.truncate(4 << 30)
+    out = tmp_path / "sparse.tar"
+    subprocess.run([tar, "--sparse", "--format=gnu", "-cf", str(out), "-C", str(big.parent), "big.bin"], check=True)
+    assert out.stat().st_size < (1 << 20)
+    start = time.monotonic()
+    with open(out, "rb") as fh:
+        index = index_layer(fh, "sha256:sparse")
+    assert time.monotonic() - start < 5
+    (op,) = index.ops
+    _, path, node = op
+    assert path == "/big.bin"
+    assert node.size == 4 << 30
+    assert node.elf is not None
+    assert node.elf.machine == 62  # EM_X86_64
