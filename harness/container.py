@@ -19,6 +19,7 @@ from typing import Any
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 
 import docker.errors
+import requests
 from testcontainers.core.container import DockerContainer
 
 from .labels import LABEL, LABEL_DIGEST, LABEL_IMAGE, LABEL_PID, LABEL_PLATFORM, LABEL_SESSION  # noqa: F401
@@ -122,7 +123,7 @@ class Container:
         start = time.perf_counter()
         try:
             exec_id = api.exec_create(wrapped.id, list(argv), user=user)["Id"]
-        except docker.errors.APIError as exc:
+        except (docker.errors.APIError, requests.ConnectionError) as exc:
             raise self._gone(argv) or exc from exc
         box: dict[str, Any] = {}
 
@@ -170,6 +171,12 @@ class Container:
                 )
             except docker.errors.APIError:
                 return None
+            except requests.ConnectionError as exc:
+                host = wrapped.client.api.base_url
+                return ContainerGone(
+                    f"$ {shlex.join(argv)}: the engine running {self.platform} ({host}) stopped answering during "
+                    f"the run ({type(exc).__name__})"
+                )
             if wrapped.status != "running":
                 break
             if time.monotonic() >= deadline:

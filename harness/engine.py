@@ -7,10 +7,12 @@ runs on this machine.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import os
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -153,17 +155,30 @@ class Engine:
         from .labels import HOSTNAME, LABEL, LABEL_HOST, LABEL_PID, LABEL_SESSION
 
         filters = {"label": [LABEL, f"{LABEL_HOST}={HOSTNAME}"]}
-        stale = [
-            c
-            for c in self.client.containers.list(all=True, filters=filters)
-            if (c.labels or {}).get(LABEL_SESSION) != session_id and not _alive((c.labels or {}).get(LABEL_PID, ""))
-        ]
-        return _remove(stale)
+        with self._answering("sweeping containers of crashed runs"):
+            stale = [
+                c
+                for c in self.client.containers.list(all=True, filters=filters)
+                if (c.labels or {}).get(LABEL_SESSION) != session_id and not _alive((c.labels or {}).get(LABEL_PID, ""))
+            ]
+            return _remove(stale)
 
     def remove_labelled(self, labels: dict[str, Any]) -> int:
         """Remove every container carrying all of ``labels``; returns how many."""
         filters = {"label": [f"{k}={v}" for k, v in labels.items()]}
-        return _remove(self.client.containers.list(all=True, filters=filters))
+        with self._answering("removing containers"):
+            return _remove(self.client.containers.list(all=True, filters=filters))
+
+    @contextlib.contextmanager
+    def _answering(self, what: str) -> Iterator[None]:
+        """An engine that stopped answering (or refuses) is an :class:`EngineError`."""
+        import docker.errors
+        import requests
+
+        try:
+            yield
+        except (docker.errors.DockerException, requests.RequestException) as exc:
+            raise EngineError(f"{what} at {self.base_url}: the engine did not answer ({exc})") from exc
 
 
 def _remove(containers: list[Any]) -> int:

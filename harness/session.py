@@ -352,7 +352,15 @@ class Harness:
             pinned = self.pinned(target)
             registry_host = pinned.split("/", 1)[0] if "/" in pinned else ""
             engine = self.engine_for(target.platform)
-            engine.pull(pinned, credentials(registry_host) if registry_host else None)
+            try:
+                engine.pull(pinned, credentials(registry_host) if registry_host else None)
+            except EngineError as exc:
+                self._start_errors[target.key] = exc
+                raise
+            except Exception as exc:  # the engine went away: requests and docker-py errors
+                error = EngineError(f"{pinned} ({target.platform}): the engine at {engine.base_url} failed: {exc}")
+                self._start_errors[target.key] = error
+                raise error from exc
             container = Container(
                 pinned,
                 str(target.platform),

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from harness import Harness
-from harness.engine import EngineError
+from harness.engine import Engine, EngineError
 from harness.html import write_html
 from harness.labels import LABEL_SESSION
 from harness.platform import Platform
@@ -361,8 +361,16 @@ class Reporter:
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         if not self.state.opts.images:
             return
-        with contextlib.suppress(EngineError):
-            self.swept = self.state.harness.engine.sweep_stale(self.state.session_id)
+        for engine in self._engines():
+            with contextlib.suppress(EngineError):
+                self.swept += engine.sweep_stale(self.state.session_id)
+
+    def _engines(self) -> Iterator[Engine]:
+        """The default engine and each engine a platform is routed to; unreachable ones left out."""
+        harness = self.state.harness
+        for platform in [None, *(p for p, _ in self.state.opts.engines)]:
+            with contextlib.suppress(EngineError):
+                yield harness.engine if platform is None else harness.engine_for(platform)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         rec = getattr(report, RECORD, None)
@@ -380,9 +388,8 @@ class Reporter:
         except EngineError:
             self.report.engine = "unreachable"
         # Containers of workers that died still carry this session's label.
-        for platform in [None, *(p for p, _ in self.state.opts.engines)]:
+        for engine in self._engines():
             with contextlib.suppress(EngineError):
-                engine = harness.engine if platform is None else harness.engine_for(platform)
                 engine.remove_labelled({LABEL_SESSION: self.state.session_id})
         self.report.compute_slowdown()
         if session.exitstatus == pytest.ExitCode.OK and self.report.over_limit():

@@ -4,10 +4,16 @@ sweep of containers that crashed runs left behind."""
 from __future__ import annotations
 
 import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 
-from conftest import by_platform, harness_containers, image_named, project, run_plugin
+from conftest import TOP, by_platform, harness_containers, image_named, project, run_plugin
 from harness.labels import HOSTNAME, LABEL, LABEL_HOST, LABEL_PID, LABEL_SESSION
 
 TIMEOUT_TESTS = """
@@ -215,3 +221,81 @@ def test_a_container_killed_mid_test(samples, tmp_path_factory, no_leftovers):
             "test_c_killed_during_a_command": "failed",
             "test_d_gets_a_fresh_container_too": "passed",
         }
+
+
+ENGINE_STOPS = """
+import time
+
+
+def test_1_quick(container):
+    assert container.run(["true"]).exit_code == 0
+
+
+def test_2_engine_stops_meanwhile(container):
+    container.run(["sleep", "8"])
+
+
+def test_3_after(container):
+    assert container.run(["true"]).exit_code == 0
+"""
+
+
+def _podman_service_pids() -> list[int]:
+    out = subprocess.run(["pgrep", "-f", "podman system service"], capture_output=True, text=True, check=False)
+    return [int(p) for p in out.stdout.split()]
+
+
+def test_an_engine_stopped_mid_run(samples, podman, tmp_path_factory, engine, no_leftovers):
+    """The engine of a routed platform stops answering mid-run: that platform's tests fail
+    saying so, the other platform's pass, the report holds both, and the containers the dead
+    engine kept are swept by the next run once it answers again."""
+    import docker
+
+    where = project(tmp_path_factory, "enginestops", {"test_e.py": ENGINE_STOPS})
+    args = ["--image", samples["good"], "--platforms", "linux/amd64,linux/s390x", "--engine", f"linux/s390x={podman}"]
+    report = where / "multiarch.json"
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "no:randomly",
+        "--multiarch-json",
+        str(report),
+    ]
+    proc = subprocess.Popen([*cmd, *args], cwd=where, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    second = docker.DockerClient(base_url=podman)
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and not second.api.containers(filters={"label": LABEL}):
+            time.sleep(0.2)
+        assert second.api.containers(filters={"label": LABEL}), "no container started on the second engine"
+        time.sleep(2)  # into test_2's sleep on s390x
+        for pid in _podman_service_pids():
+            os.kill(pid, signal.SIGKILL)
+        out, _ = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        subprocess.run(["bash", str(TOP / "stack" / "setup.sh")], capture_output=True, check=True)
+    assert proc.returncode == pytest.ExitCode.TESTS_FAILED, out[-3000:]
+    assert "INTERNALERROR" not in out
+    data = json.loads(report.read_text())
+    plats = by_platform(image_named(data, samples["good"]))
+    assert {t["outcome"] for t in plats["linux/amd64"]["tests"]} == {"passed"}
+    s390x = {t["nodeid"].split("::")[1].split("[")[0]: t["outcome"] for t in plats["linux/s390x"]["tests"]}
+    assert s390x["test_2_engine_stops_meanwhile"] == "failed"
+    assert s390x["test_3_after"] == "failed"
+    assert "sleep 8: the engine running linux/s390x (" in out
+    assert "stopped answering during the run" in out
+    assert f"the engine at {podman} failed" in out  # test_3 could not start a fresh container
+    # The dead engine kept its container; the next run, with the engine back, sweeps it.
+    second = docker.DockerClient(base_url=podman)
+    assert second.api.containers(all=True, filters={"label": LABEL})
+    result, _ = run_plugin(where, *args, "-k", "test_1")
+    assert result.ret == pytest.ExitCode.OK
+    result.stdout.fnmatch_lines(["removed * containers left by earlier runs that crashed"])
+    assert not second.api.containers(all=True, filters={"label": LABEL})
