@@ -42,6 +42,8 @@ RELIABILITY = [
     ("tests/engine/test_running.py::test_timeouts_are_scaled_and_take_the_container_away", "fault"),
     ("tests/engine/test_plugin_engine.py::test_sigint_mid_run_leaves_no_container", "fault"),
     ("tests/engine/test_plugin_engine.py::test_killed_xdist_worker_leaves_no_container", "fault"),
+    ("tests/engine/test_running.py::test_an_engine_stopped_mid_run", "fault"),
+    ("tests/engine/test_unseen.py::test_an_index_with_no_runnable_entry", "input"),
     ("tests/engine/test_security.py", "security"),
     ("tests/engine/test_sources.py", "security"),
 ]
@@ -122,7 +124,8 @@ def reliability(out_dir: Path) -> tuple[list[str], bool]:
         f"{fuzz * examples} | {failed['input']} | - | {errors} |",
         f"| hostile inputs: crafted (ELF, layers, documents, layouts: tests) | {count['input'] - fuzz} | "
         f"(in the row above) | - | (in the row above) |",
-        f"| faults injected (registry 500/429/hang/cut, killed container, timeout, SIGINT, killed worker) | "
+        f"| faults injected (registry 500/429/hang/cut, killed container, engine stopped, timeout, SIGINT, "
+        f"killed worker) | "
         f"{count['fault']} | {failed['fault']} | {leaked} | - |",
         f"| security (privilege, mounts, secrets in every output) | {count['security']} | {failed['security']} | "
         f"- | - |",

@@ -138,6 +138,8 @@ class Report:
             image.present = list(rec.get("present", []))
             image.is_index = rec.get("is_index")
             image.notes = list(rec.get("notes", []))
+            if rec.get("outcome") == FAILED and not image.missing:
+                image.error = rec.get("detail", "") or "nothing in the index to test"  # no runnable entry
             return
         plat = image.platforms.get(rec["platform"])
         if plat is None:

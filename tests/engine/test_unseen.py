@@ -7,6 +7,8 @@ They are pushed here, in the test, from real static binaries taken out of the sa
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import tarfile
 import uuid
 
@@ -250,3 +252,26 @@ def test_single_manifest_tag_is_reported_as_such(registry, busybox, tmp_path_fac
     assert image["missing_platforms"] == ["linux/arm64"]
     assert "this tag is not a manifest list: it is a single linux/amd64 image" in image["notes"]
     result.stdout.fnmatch_lines(["*missing from the index: linux/arm64*not a manifest list*"])
+
+
+def test_an_index_with_no_runnable_entry(registry, tmp_path_factory):
+    """Only an attestation: nothing to test, which fails, naming what the index holds."""
+    push = Pusher(registry)
+    repo = f"unseen/attestations-only-{uuid.uuid4().hex[:8]}"
+    att = push.image(repo, "unknown/unknown", {"/attestation.json": b"{}"})
+    notes = {"vnd.docker.reference.type": "attestation-manifest", "vnd.docker.reference.digest": att.digest}
+    push.index(repo, "1.0", [(att, "unknown/unknown", notes)])
+    where = project(tmp_path_factory, "noentry", {"test_echo.py": TESTS})
+    result, data = run_plugin(where, "--image", f"{registry}/{repo}:1.0")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["*:1.0: no runnable platform in the index (entries: none)"])
+    (image,) = data["images"]
+    assert image["platforms"] == []
+    assert image["error"].startswith("no runnable platform in the index")
+    # The matrix says so, and the gate refuses it.
+    result.stdout.fnmatch_lines(["-  *error  *FAIL", "  - no runnable platform in the index (entries: none)"])
+    gate = subprocess.run(
+        [sys.executable, "-m", "harness", "gate", str(where / "multiarch.json")], capture_output=True, text=True
+    )
+    assert gate.returncode == 1
+    assert "no runnable platform in the index" in gate.stdout
