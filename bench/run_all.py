@@ -48,6 +48,12 @@ RELIABILITY = [
     ("tests/engine/test_sources.py", "security"),
 ]
 LABEL = "io.multiarch-harness"
+NOTES = [
+    "Every figure below was measured side by side in this one run. pytest-container is not a",
+    "row of its own: it runs commands through testinfra's backends, so its cost per command is",
+    "the testinfra row's. testinfra's row is a Python loop without pytest's start-up and runs",
+    "no checks; the harness's rows include its built-in checks (config, ELF audit, uname).",
+]
 
 
 def sh(*cmd: str) -> str:
@@ -143,6 +149,7 @@ def main() -> int:
     out = Path(args.out)
     lines = ["# Benchmark and reliability results", "", "Written by `bench/run_all.py`. The machine:", ""]
     lines += machine()
+    lines += ["", *NOTES]
     ok = True
     start = time.monotonic()
     for title, script in BENCHES:
