@@ -50,7 +50,9 @@ else
     # new one refuses to start while it is there.
     sudo_ rm -f /var/run/docker.pid
     log "starting dockerd (log: $state/dockerd.log)"
-    sudo_ sh -c "nohup dockerd >'$state/dockerd.log' 2>&1 &"
+    # Daemons start in / : a working directory that is later deleted (a clone removed, a
+    # test's temporary folder) breaks what they start, e.g. conmon under podman.
+    sudo_ sh -c "cd / && nohup dockerd >'$state/dockerd.log' 2>&1 &"
   fi
   wait_for "dockerd (see $state/dockerd.log)" 60 engine_up
   log "engine: up"
@@ -77,7 +79,7 @@ else
   apt_install docker-registry curl
   mkdir -p "$state/registry"
   log "starting registry on $registry_addr (log: $state/registry.log)"
-  sudo_ sh -c "nohup docker-registry serve '$here/registry.yml' >'$state/registry.log' 2>&1 &"
+  sudo_ sh -c "cd / && nohup docker-registry serve '$here/registry.yml' >'$state/registry.log' 2>&1 &"
   wait_for "registry (see $state/registry.log)" 30 registry_up
   log "registry $registry_addr: up"
 fi
@@ -90,7 +92,7 @@ else
   mkdir -p "$state/registry-auth"
   sed "s#HTPASSWD_PATH#$here/htpasswd#" "$here/registry-auth.yml" >"$state/registry-auth.yml"
   log "starting login registry on $auth_registry_addr (log: $state/registry-auth.log)"
-  sudo_ sh -c "nohup docker-registry serve '$state/registry-auth.yml' >'$state/registry-auth.log' 2>&1 &"
+  sudo_ sh -c "cd / && nohup docker-registry serve '$state/registry-auth.yml' >'$state/registry-auth.log' 2>&1 &"
   wait_for "login registry (see $state/registry-auth.log)" 30 auth_registry_up
   log "login registry $auth_registry_addr: up"
 fi
@@ -108,7 +110,7 @@ if [ "${1:-}" != --no-podman ]; then
     sudo_ cp "$here/podman/containers.conf" /etc/containers/containers.conf.d/multiarch.conf
     sudo_ cp "$here/podman/registries.conf" /etc/containers/registries.conf.d/multiarch.conf
     log "starting podman's API on unix://$podman_sock (log: $state/podman.log)"
-    sudo_ sh -c "nohup podman system service --time=0 'unix://$podman_sock' >'$state/podman.log' 2>&1 &"
+    sudo_ sh -c "cd / && nohup podman system service --time=0 'unix://$podman_sock' >'$state/podman.log' 2>&1 &"
     wait_for "podman (see $state/podman.log)" 30 podman_up
     log "second engine (podman) at unix://$podman_sock: up"
   fi

@@ -73,6 +73,14 @@ def samples(registry: str) -> dict[str, str]:
     return refs
 
 
+def reap(proc: subprocess.Popen) -> None:
+    """Stop a pytest started in the background if it still runs; always close its pipe."""
+    if proc.poll() is None:
+        proc.kill()
+    if proc.stdout is not None and not proc.stdout.closed:
+        proc.communicate()
+
+
 def harness_containers(client: docker.DockerClient) -> list[str]:
     # The low-level list: the high-level one inspects each container after listing, and
     # fails on one that a run removed in between.

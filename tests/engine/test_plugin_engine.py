@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import TOP, by_platform, harness_containers, image_named, project, run_plugin
+from conftest import TOP, by_platform, harness_containers, image_named, project, reap, run_plugin
 
 PLATFORMS = "linux/amd64,linux/arm64,linux/s390x"
 
@@ -150,9 +150,7 @@ def test_slow(container):
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=60)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()  # reaps it and closes its pipe
+        reap(proc)
     assert proc.returncode == pytest.ExitCode.INTERRUPTED, out
     assert set(harness_containers(engine)) - before == set()
 
@@ -201,9 +199,7 @@ def test_slow(container, i):
         os.kill(int(workers[0]), signal.SIGKILL)
         out, _ = proc.communicate(timeout=120)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()  # reaps it and closes its pipe
+        reap(proc)
     assert "crashed" in out or "worker" in out.lower(), out[-2000:]
     assert engine.api.containers(all=True, filters=label) == []
 

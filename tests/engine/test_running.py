@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import TOP, by_platform, harness_containers, image_named, project, run_plugin
+from conftest import TOP, by_platform, harness_containers, image_named, project, reap, run_plugin
 from harness.labels import HOSTNAME, LABEL, LABEL_HOST, LABEL_PID, LABEL_SESSION
 
 TIMEOUT_TESTS = """
@@ -277,9 +277,7 @@ def test_an_engine_stopped_mid_run(samples, podman, tmp_path_factory, engine, no
             os.kill(pid, signal.SIGKILL)
         out, _ = proc.communicate(timeout=180)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+        reap(proc)
         subprocess.run(["bash", str(TOP / "stack" / "setup.sh")], capture_output=True, check=True)
     assert proc.returncode == pytest.ExitCode.TESTS_FAILED, out[-3000:]
     assert "INTERNALERROR" not in out
