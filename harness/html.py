@@ -10,9 +10,9 @@ from __future__ import annotations
 from html import escape
 from pathlib import Path
 
-from .checks import CHECKS, FAILED, PASSED, SKIPPED
+from .checks import CHECKS, FAILED
 from .reference import short_name
-from .report import ImageResult, PlatformResult, Report, Row, sorted_platforms
+from .report import MARK, ImageResult, PlatformResult, Report, Row, sorted_platforms
 
 _CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 _STYLE = """
@@ -33,8 +33,7 @@ ul.caught li { margin: .4em 0; white-space: pre-wrap; }
 ul.summary { list-style: none; padding-left: 0; } ul.summary li { margin: .2em 0; }
 svg text { font: 12px system-ui, sans-serif; fill: #1f2328; }
 """
-_CELL_CLASS = {"ok": "ok", "FAIL": "bad", "skip": "skip"}
-_TEST_CELL = {PASSED: ("ok", "ok"), FAILED: ("bad", "FAIL"), SKIPPED: ("skip", "skip")}
+_CELL_CLASS = {"ok": "ok", "FAIL": "bad", "skip": "skip"}  # by the cell's mark
 
 
 def render(report: Report) -> str:
@@ -138,7 +137,8 @@ def _tests(report: Report, image: ImageResult) -> list[str]:
     for name, cells in tests:
         out.append(f"<tr><td><code>{escape(name)}</code></td>")
         for p in plats:
-            cls, text = _TEST_CELL.get(cells.get(p, ""), ("", "-"))
+            text = MARK.get(cells.get(p, ""), "-")
+            cls = _CELL_CLASS.get(text, "")
             out.append(f'<td class="{cls}">{text}</td>')
         out.append("</tr>")
     out.append("</tbody></table></div>")

@@ -375,7 +375,7 @@ class Report:
                 [
                     _clip(name, first),
                     *(
-                        _paint(_TEST_MARK.get(cells.get(p, ""), "-"), _TEST_COLOUR.get(cells.get(p, ""), "0"), colour)
+                        _paint(MARK.get(cells.get(p, ""), "-"), _TEST_COLOUR.get(cells.get(p, ""), "0"), colour)
                         for p in chunk
                     ),
                 ]
@@ -405,7 +405,8 @@ class Row:
 
 
 _HEADERS = ["platform", "mode", *CHECKS, "p/f/s", "slowdown", "verdict"]
-_TEST_MARK = {PASSED: "ok", FAILED: "FAIL", SKIPPED: "skip"}
+#: How an outcome shows in a table cell.
+MARK = {PASSED: "ok", FAILED: "FAIL", SKIPPED: "skip"}
 _TEST_COLOUR = {PASSED: "32", FAILED: "31", SKIPPED: "33"}
 _MD_MARK = {PASSED: "✅", FAILED: "❌", SKIPPED: "⏭️"}
 
@@ -472,7 +473,7 @@ def _worst(a: str, b: str) -> str:
 def _mark(check: dict[str, str] | None) -> str:
     if check is None:
         return ""
-    return {PASSED: "ok", FAILED: "FAIL", SKIPPED: "skip"}.get(check["outcome"], check["outcome"])
+    return MARK.get(check["outcome"], check["outcome"])
 
 
 def sorted_platforms(plats: Iterable[PlatformResult]) -> list[PlatformResult]:
