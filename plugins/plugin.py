@@ -391,18 +391,20 @@ class Reporter:
         for engine in self._engines():
             with contextlib.suppress(EngineError):
                 engine.remove_labelled({LABEL_SESSION: self.state.session_id})
-        self.report.compute_slowdown()
         if session.exitstatus == pytest.ExitCode.OK and self.report.over_limit():
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
         if self.state.opts.json_path:
             self.report.write_json(self.state.opts.json_path)
         if self.state.opts.html_path:
             write_html(self.report, self.state.opts.html_path)
-        if self.state.opts.markdown_path:
-            Path(self.state.opts.markdown_path).write_text(self.report.markdown())
-        if os.environ.get("GITHUB_STEP_SUMMARY"):  # GitHub collects what every step appends
-            with open(os.environ["GITHUB_STEP_SUMMARY"], "a") as fh:
-                fh.write(self.report.markdown())
+        summary = os.environ.get("GITHUB_STEP_SUMMARY")
+        if self.state.opts.markdown_path or summary:
+            markdown = self.report.markdown()
+            if self.state.opts.markdown_path:
+                Path(self.state.opts.markdown_path).write_text(markdown)
+            if summary:  # GitHub collects what every step appends
+                with open(summary, "a") as fh:
+                    fh.write(markdown)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if not self.report.images:
