@@ -145,7 +145,9 @@ class Container:
         out, err = box.get("output") or (None, None)
         exit_code = api.exec_inspect(exec_id).get("ExitCode")
         if exit_code is None or exit_code >= 128:  # no exit code, or a signal: was it the container?
-            gone = self._gone(argv, settle=0.5)
+            # A container that is killed or removed SIGKILLs its processes; only then can the
+            # engine lag behind. A command that died of its own signal (SIGILL) waits for nothing.
+            gone = self._gone(argv, settle=0.5 if exit_code in (None, 137) else 0.0)
             if gone is not None:
                 raise gone
         return CommandResult(
