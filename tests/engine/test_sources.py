@@ -83,7 +83,10 @@ REPORTS = ("--junitxml", "junit.xml", "--multiarch-html", "page.html", "--multia
 LOGS = ("--log-level=DEBUG", "-o", "log_cli=true", "-o", "log_cli_level=DEBUG", "-rA")
 
 
-def check_private_run(result, data, private_image, where):
+def check_private_run(where, private_image, env):
+    """Run the plugin on the private image with every report and debug logs on; check the
+    verdicts and that the password is nowhere."""
+    result, data = run_plugin(where, "--image", private_image, "--platforms", PLATFORMS, *REPORTS, *LOGS, env=env)
     plats = by_platform(image_named(data, private_image))
     assert set(plats) == set(PLATFORMS.split(","))
     assert plats["linux/arm/v6"]["checks"]["elf"]["outcome"] == "failed"
@@ -100,17 +103,7 @@ def check_private_run(result, data, private_image, where):
 
 def test_login_from_the_docker_config_file(private_image, login_config, tmp_path_factory, no_leftovers):
     where = project(tmp_path_factory, "login", {"test_runs.py": TESTS})
-    result, data = run_plugin(
-        where,
-        "--image",
-        private_image,
-        "--platforms",
-        PLATFORMS,
-        *REPORTS,
-        *LOGS,
-        env={"DOCKER_CONFIG": str(login_config)},
-    )
-    check_private_run(result, data, private_image, where)
+    check_private_run(where, private_image, {"DOCKER_CONFIG": str(login_config)})
 
 
 def test_login_from_a_credential_helper(private_image, tmp_path_factory, no_leftovers):
@@ -127,17 +120,7 @@ def test_login_from_a_credential_helper(private_image, tmp_path_factory, no_left
     )
     helper.chmod(0o755)
     config = write_config(where / "docker-config", credHelpers={AUTH_REGISTRY: "multiarchtest"})
-    result, data = run_plugin(
-        where,
-        "--image",
-        private_image,
-        "--platforms",
-        PLATFORMS,
-        *REPORTS,
-        *LOGS,
-        env={"DOCKER_CONFIG": str(config), "PATH": f"{bin_dir}:{os.environ['PATH']}"},
-    )
-    check_private_run(result, data, private_image, where)
+    check_private_run(where, private_image, {"DOCKER_CONFIG": str(config), "PATH": f"{bin_dir}:{os.environ['PATH']}"})
 
 
 @pytest.fixture(scope="module")
