@@ -129,7 +129,7 @@ class Engine:
         import docker.errors
 
         lock = Path(tempfile.gettempdir()) / f"multiarch-pull-{hashlib.sha256(pinned.encode()).hexdigest()[:16]}.lock"
-        with open(lock, "w") as fh:
+        with open(lock, "w") as fh, self._answering(pinned):
             fcntl.flock(fh, fcntl.LOCK_EX)
             try:
                 self.client.images.get(pinned)
@@ -178,7 +178,7 @@ class Engine:
         try:
             yield
         except (docker.errors.DockerException, requests.RequestException) as exc:
-            raise EngineError(f"{what} at {self.base_url}: the engine did not answer ({exc})") from exc
+            raise EngineError(f"{what}: the engine at {self.base_url} failed: {exc}") from exc
 
 
 def _remove(containers: list[Any]) -> int:

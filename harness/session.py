@@ -98,7 +98,8 @@ class Harness:
         self._filesystems: dict[str, Filesystem] = {}
         #: Seconds a command may take natively; emulated platforms get it times their slowdown.
         self.timeout = timeout
-        self._probes: dict[Platform, float] = {}
+        #: Platform -> seconds of its `uname -m`: what the timeouts of emulated platforms scale by.
+        self._uname_seconds: dict[Platform, float] = {}
         self._containers: dict[str, Container] = {}
         self._start_errors: dict[str, EngineError] = {}
         self._lock = threading.RLock()
@@ -226,7 +227,7 @@ class Harness:
                 cpu = dict(target.mode.env).get("QEMU_CPU", "QEMU's default")
                 why += f" (SIGILL: the image needs instructions the {target.platform} CPU ({cpu}) lacks)"
             return CheckResult(checks.FAILED, f"`uname -m` exited {result.exit_code}: {why}", result.duration_s)
-        self._probes.setdefault(target.platform, result.duration_s)
+        self._uname_seconds.setdefault(target.platform, result.duration_s)
         host = self.engine_for(target.platform).platform
         verdict = checks.check_uname(target.platform, host, target.mode.emulated, result.stdout.strip())
         return replace(verdict, command_s=result.duration_s)
@@ -289,7 +290,7 @@ class Harness:
         emulation (process start under QEMU is 12-14x slower, CPU work 2-4x)."""
         if not target.mode.emulated:
             return 1.0
-        mine, native = self._probes.get(target.platform), self._probes.get(self.engine.platform)
+        mine, native = self._uname_seconds.get(target.platform), self._uname_seconds.get(self.engine.platform)
         if mine and native:
             return min(max(mine / native, 2.0), 30.0)
         return DEFAULT_EMULATION_FACTOR
@@ -357,10 +358,6 @@ class Harness:
             except EngineError as exc:
                 self._start_errors[target.key] = exc
                 raise
-            except Exception as exc:  # the engine went away: requests and docker-py errors
-                error = EngineError(f"{pinned} ({target.platform}): the engine at {engine.base_url} failed: {exc}")
-                self._start_errors[target.key] = error
-                raise error from exc
             container = Container(
                 pinned,
                 str(target.platform),
