@@ -38,6 +38,9 @@ from tabulate import tabulate
 
 TOP = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(TOP))
+sys.path.insert(0, str(TOP / "bench"))
+
+import installed  # noqa: E402
 
 from harness import Harness  # noqa: E402
 from harness.probe import HASH_PASSES, SHELL_LOOP  # noqa: E402
@@ -59,7 +62,7 @@ def harness_run(work: Path) -> dict[str, dict]:
     (work / "pytest.ini").write_text("[pytest]\n")
     (work / "test_nothing.py").write_text("")
     out = work / "report.json"
-    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--image", IMAGE]
+    cmd = [installed.python(), "-m", "pytest", "-q", "-p", "no:cacheprovider", "--image", IMAGE]
     cmd += ["--platforms", ",".join(PLATFORMS), "--multiarch-json", str(out)]
     proc = subprocess.run(cmd, cwd=work, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
