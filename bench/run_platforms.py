@@ -247,6 +247,18 @@ def run_harness(where: Path, workers: int, *extra: str) -> tuple[float, float]:
     return took, busy / took
 
 
+def run_xdist_alone(where: Path, workers: int) -> float:
+    """Seconds of pytest running one empty test, without the harness: pytest-xdist's own cost."""
+    empty = where / "xdist-alone"
+    empty.mkdir(exist_ok=True)
+    (empty / "pytest.ini").write_text("[pytest]\n")
+    (empty / "test_empty.py").write_text("def test_empty():\n    pass\n")
+    cmd = [installed.python(), "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:multiarch", "-n", str(workers)]
+    start = time.perf_counter()
+    subprocess.run(cmd, cwd=empty, capture_output=True, check=True)
+    return time.perf_counter() - start
+
+
 def _cpu_busy() -> float:
     """CPU-seconds the whole machine has spent busy since boot (/proc/stat)."""
     with open("/proc/stat") as fh:
@@ -323,6 +335,8 @@ def main() -> int:
         h2: list[tuple[float, float]] = []
         bare0: list[tuple[float, float]] = []
         bare2: list[tuple[float, float]] = []
+        alone0: list[float] = []
+        alone2: list[float] = []
         for _ in range(args.reps):  # interleaved, so a noisy moment hits every measure alike
             cst_t.append(run_cst(cst, config, refs))
             for _ in range(args.pairs):  # -n 0 and -n 2 back to back: their ratio is per pair
@@ -330,6 +344,8 @@ def main() -> int:
                 h2.append(run_harness(where, 2))
             bare0.append(run_harness(where, 0, "-k", "no_test_has_this_name"))
             bare2.append(run_harness(where, 2, "-k", "no_test_has_this_name"))
+            alone0.append(run_xdist_alone(where, 0))
+            alone2.append(run_xdist_alone(where, 2))
             loop_t.append(run_docker_loop(refs))
             infra_t.append(run_testinfra(refs))
             ceiling.append(engine_ceiling(refs))
@@ -340,6 +356,7 @@ def main() -> int:
     cores0, cores2 = (statistics.median(n for _, n in runs) for runs in (h0, h2))
     speedup = statistics.median(t0 / t2 for (t0, _), (t2, _) in zip(h0, h2, strict=True))
     s0, s2 = (statistics.median(t for t, _ in runs) for runs in (bare0, bare2))
+    x0, x2 = statistics.median(alone0), statistics.median(alone2)
     one_loop, two_loops = (statistics.median(pair[i] for pair in ceiling) for i in (0, 1))
     rows = [
         ["container-structure-test, once per platform", f"{c:.1f}", "1.00", ""],
@@ -359,6 +376,8 @@ def main() -> int:
         ],
         ["harness start-up and shut-down alone (no test selected), -n 0", f"{s0:.2f}", "", ""],
         ["harness start-up and shut-down alone (no test selected), -n 2", f"{s2:.2f}", f"+{s2 - s0:.2f} s", ""],
+        ["pytest alone, one empty test, -n 0", f"{x0:.2f}", "", ""],
+        ["pytest alone, one empty test, -n 2", f"{x2:.2f}", f"+{x2 - x0:.2f} s", ""],
         ["engine alone: the commands as one loop of docker exec", f"{one_loop:.1f}", "", ""],
         [
             "engine alone: two loops side by side, half the platforms each",
