@@ -247,10 +247,9 @@ def run_harness(where: Path, workers: int, *extra: str) -> tuple[float, float]:
     return took, busy / took
 
 
-def run_xdist_alone(where: Path, workers: int) -> float:
-    """Seconds of pytest running one empty test, without the harness: pytest-xdist's own cost."""
-    empty = where / "xdist-alone"
-    empty.mkdir(exist_ok=True)
+def run_xdist_alone(empty: Path, workers: int) -> float:
+    """Seconds of pytest running one empty test in ``empty``, without the harness:
+    pytest-xdist's own cost."""
     (empty / "pytest.ini").write_text("[pytest]\n")
     (empty / "test_empty.py").write_text("def test_empty():\n    pass\n")
     cmd = [installed.python(), "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:multiarch", "-n", str(workers)]
@@ -324,8 +323,8 @@ def main() -> int:
     refs = digests()
     for digest in refs.values():  # both sides find every image pulled already
         subprocess.run(["docker", "pull", "-q", f"{IMAGE.rsplit(':', 1)[0]}@{digest}"], check=True, capture_output=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        where = Path(tmp)
+    with tempfile.TemporaryDirectory() as tmp, tempfile.TemporaryDirectory() as tmp_empty:
+        where, empty = Path(tmp), Path(tmp_empty)
         config = where / "cst.yaml"
         config.write_text(cst_config())
         (where / "pytest.ini").write_text("[pytest]\n")
@@ -344,8 +343,8 @@ def main() -> int:
                 h2.append(run_harness(where, 2))
             bare0.append(run_harness(where, 0, "-k", "no_test_has_this_name"))
             bare2.append(run_harness(where, 2, "-k", "no_test_has_this_name"))
-            alone0.append(run_xdist_alone(where, 0))
-            alone2.append(run_xdist_alone(where, 2))
+            alone0.append(run_xdist_alone(empty, 0))
+            alone2.append(run_xdist_alone(empty, 2))
             loop_t.append(run_docker_loop(refs))
             infra_t.append(run_testinfra(refs))
             ceiling.append(engine_ceiling(refs))

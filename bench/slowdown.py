@@ -110,7 +110,7 @@ def geomean(values: list[float]) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=10, help="hyperfine runs per command (default 10)")
-    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds of both (default 2)")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of both (default 3)")
     args = parser.parse_args()
     if not shutil.which("hyperfine"):
         sys.exit("hyperfine is missing: apt-get install hyperfine (scripts/bootstrap installs it)")
