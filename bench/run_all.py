@@ -53,6 +53,7 @@ NOTES = [
     "row of its own: it runs commands through testinfra's backends, so its cost per command is",
     "the testinfra row's. testinfra's row is a Python loop without pytest's start-up and runs",
     "no checks; the harness's rows include its built-in checks (config, ELF audit, uname).",
+    "The harness runs from a venv that holds it as a user installs it (bench/installed.py).",
 ]
 
 
