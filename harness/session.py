@@ -62,6 +62,58 @@ class ImagePlan:
     missing: tuple[Platform, ...]
     notes: tuple[str, ...] = field(default=())
 
+    def to_data(self) -> dict[str, Any]:
+        """Plain data (JSON, execnet) that :meth:`from_data` turns back into this plan."""
+        return {
+            "image": self.image,
+            "digest": self.digest,
+            "is_index": self.is_index,
+            "present": [_platform_data(p) for p in self.present],
+            "targets": [
+                {
+                    "platform": _platform_data(t.platform),
+                    "digest": t.digest,
+                    "mode": {"kind": t.mode.kind, "reason": t.mode.reason, "env": [list(kv) for kv in t.mode.env]},
+                    "engine": t.engine,
+                }
+                for t in self.targets
+            ],
+            "missing": [_platform_data(p) for p in self.missing],
+            "notes": list(self.notes),
+        }
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any]) -> ImagePlan:
+        image, digest = data["image"], data["digest"]
+        targets = tuple(
+            Target(
+                image,
+                digest,
+                Platform(*t["platform"]),
+                t["digest"],
+                Mode(t["mode"]["kind"], t["mode"]["reason"], tuple((k, v) for k, v in t["mode"]["env"])),
+                t["engine"],
+            )
+            for t in data["targets"]
+        )
+        return cls(
+            image,
+            digest,
+            data["is_index"],
+            tuple(Platform(*p) for p in data["present"]),
+            targets,
+            tuple(Platform(*p) for p in data["missing"]),
+            tuple(data["notes"]),
+        )
+
+
+def _platform_data(platform: Platform) -> list[str | None]:
+    return [platform.os, platform.architecture, platform.variant]
+
+
+class PlanError(RuntimeError):
+    """An image that could not be resolved, as another process (the xdist controller) found."""
+
 
 class Harness:
     def __init__(
@@ -72,6 +124,8 @@ class Harness:
         engine: Engine | None = None,
         session_id: str | None = None,
         pins: dict[str, str] | None = None,
+        plans: Sequence[ImagePlan] = (),
+        plan_errors: dict[str, str] | None = None,
         elf_include: Sequence[str] = (),
         elf_exclude: Sequence[str] = (),
         scratch_registry: str | None = None,
@@ -92,8 +146,10 @@ class Harness:
         self.elf_exclude = tuple(elf_exclude)
         self.scratch_registry = scratch_registry or os.environ.get("MULTIARCH_SCRATCH_REGISTRY") or "127.0.0.1:5000"
         self._sources: dict[str, Source] = {}
-        self._plans: dict[str, ImagePlan] = {}
-        self._plan_errors: dict[str, Exception] = {}
+        #: Plans made elsewhere (the xdist controller's, handed to its workers) are used as
+        #: they are: every process tests the same platforms, digests and modes.
+        self._plans: dict[str, ImagePlan] = {plan.image: plan for plan in plans}
+        self._plan_errors: dict[str, Exception] = {ref: PlanError(why) for ref, why in (plan_errors or {}).items()}
         self._configs: dict[str, ImageConfig] = {}
         self._filesystems: dict[str, Filesystem] = {}
         #: Seconds a command may take natively; emulated platforms get it times their slowdown.

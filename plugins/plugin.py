@@ -42,6 +42,8 @@ class State:
     session_id: str
     is_worker: bool
     pins: dict[str, str] = field(default_factory=dict)
+    handed: list[ImagePlan] = field(default_factory=list)
+    handed_errors: dict[str, str] = field(default_factory=dict)
     _harness: Harness | None = None
     targets: dict[str, Target] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
@@ -53,6 +55,8 @@ class State:
                 self.opts.platforms,
                 session_id=self.session_id,
                 pins=self.pins,
+                plans=self.handed,
+                plan_errors=self.handed_errors,
                 elf_include=self.opts.elf_include,
                 elf_exclude=self.opts.elf_exclude,
                 scratch_registry=self.opts.scratch_registry,
@@ -97,6 +101,8 @@ def pytest_configure(config: pytest.Config) -> None:
             workerinput.get("multiarch_session") or uuid.uuid4().hex[:12],
             True,
             dict(workerinput.get("multiarch_pins") or {}),
+            [ImagePlan.from_data(plan) for plan in workerinput.get("multiarch_plans") or ()],
+            dict(workerinput.get("multiarch_plan_errors") or {}),
         )
     else:
         state = State(opts, os.environ.get("MULTIARCH_SESSION_ID") or uuid.uuid4().hex[:12], False)
@@ -109,19 +115,32 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 class _XdistHooks:
-    """Present only with pytest-xdist: hand each worker the session and the pinned digests."""
+    """Present only with pytest-xdist: hand each worker the session and the images' plans."""
 
     @pytest.hookimpl
     def pytest_configure_node(self, node: Any) -> None:
+        """The controller resolves each image once and hands workers on this machine the
+        plan itself (platforms, digests, modes) or the failure, so every worker collects
+        the same tests. A worker on another host (``--tx ssh=...``) may see other engines:
+        it gets the index digests only and finds its own modes."""
         state = state_of(node.config)
         node.workerinput["multiarch_session"] = state.session_id
         pins: dict[str, str] = {}
+        plans: list[dict[str, Any]] = []
+        errors: dict[str, str] = {}
         for ref in state.opts.images:
             try:
-                pins[ref] = state.plan(ref).digest
-            except Exception:
+                plan = state.plan(ref)
+            except Exception as exc:
+                errors[ref] = str(exc)
                 continue
+            pins[ref] = plan.digest
+            plans.append(plan.to_data())
         node.workerinput["multiarch_pins"] = pins
+        spec = node.gateway.spec
+        if spec.popen and not spec.via:
+            node.workerinput["multiarch_plans"] = plans
+            node.workerinput["multiarch_plan_errors"] = errors
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any) -> Any:

@@ -87,11 +87,26 @@ def test_m(platform, container):
     assert image_named(data, samples["lost-arm64"])["missing_platforms"] == []
 
 
+# In the -n 2 run, a worker that resolved an image itself would fail its collection: the
+# controller resolves each image once and hands workers the plans.
+WORKERS_DO_NOT_RESOLVE = """
+import os
+
+from harness.session import Harness
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    def _resolve(self, image):
+        raise AssertionError(f"worker {os.environ['PYTEST_XDIST_WORKER']} resolved {image} itself")
+
+    Harness._resolve = _resolve
+"""
+
+
 def test_xdist_gives_the_same_report(samples, tmp_path_factory, no_leftovers):
     tests = (TOP / "sample_images" / "tests" / "test_busybox.py").read_text()
     args = ("--image", samples["good"], "--image", samples["amd64-tarball"], "--platforms", PLATFORMS)
     serial = project(tmp_path_factory, "serial", {"test_busybox.py": tests})
-    parallel = project(tmp_path_factory, "parallel", {"test_busybox.py": tests})
+    parallel = project(tmp_path_factory, "parallel", {"test_busybox.py": tests, "conftest.py": WORKERS_DO_NOT_RESOLVE})
     r0, d0 = run_plugin(serial, *args, "-n", "0")
     r2, d2 = run_plugin(parallel, *args, "-n", "2", "--dist", "loadgroup")
     assert r0.ret == r2.ret == pytest.ExitCode.TESTS_FAILED
