@@ -16,7 +16,7 @@ import os
 import threading
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from . import checks
@@ -64,51 +64,24 @@ class ImagePlan:
 
     def to_data(self) -> dict[str, Any]:
         """Plain data (JSON, execnet) that :meth:`from_data` turns back into this plan."""
-        return {
-            "image": self.image,
-            "digest": self.digest,
-            "is_index": self.is_index,
-            "present": [_platform_data(p) for p in self.present],
-            "targets": [
-                {
-                    "platform": _platform_data(t.platform),
-                    "digest": t.digest,
-                    "mode": {"kind": t.mode.kind, "reason": t.mode.reason, "env": [list(kv) for kv in t.mode.env]},
-                    "engine": t.engine,
-                }
-                for t in self.targets
-            ],
-            "missing": [_platform_data(p) for p in self.missing],
-            "notes": list(self.notes),
-        }
+        return asdict(self)
 
     @classmethod
     def from_data(cls, data: dict[str, Any]) -> ImagePlan:
-        image, digest = data["image"], data["digest"]
-        targets = tuple(
-            Target(
-                image,
-                digest,
-                Platform(*t["platform"]),
-                t["digest"],
-                Mode(t["mode"]["kind"], t["mode"]["reason"], tuple((k, v) for k, v in t["mode"]["env"])),
-                t["engine"],
-            )
-            for t in data["targets"]
-        )
+        def target(t: dict[str, Any]) -> Target:
+            mode = t["mode"]
+            env = tuple((k, v) for k, v in mode["env"])
+            return Target(**t | {"platform": Platform(**t["platform"]), "mode": Mode(**mode | {"env": env})})
+
         return cls(
-            image,
-            digest,
-            data["is_index"],
-            tuple(Platform(*p) for p in data["present"]),
-            targets,
-            tuple(Platform(*p) for p in data["missing"]),
-            tuple(data["notes"]),
+            **data
+            | {
+                "present": tuple(Platform(**p) for p in data["present"]),
+                "targets": tuple(target(t) for t in data["targets"]),
+                "missing": tuple(Platform(**p) for p in data["missing"]),
+                "notes": tuple(data["notes"]),
+            }
         )
-
-
-def _platform_data(platform: Platform) -> list[str | None]:
-    return [platform.os, platform.architecture, platform.variant]
 
 
 class PlanError(RuntimeError):

@@ -125,22 +125,19 @@ class _XdistHooks:
         it gets the index digests only and finds its own modes."""
         state = state_of(node.config)
         node.workerinput["multiarch_session"] = state.session_id
-        pins: dict[str, str] = {}
-        plans: list[dict[str, Any]] = []
+        plans: list[ImagePlan] = []
         errors: dict[str, str] = {}
         for ref in state.opts.images:
             try:
-                plan = state.plan(ref)
+                plans.append(state.plan(ref))
             except Exception as exc:
                 errors[ref] = str(exc)
-                continue
-            pins[ref] = plan.digest
-            plans.append(plan.to_data())
-        node.workerinput["multiarch_pins"] = pins
         spec = node.gateway.spec
         if spec.popen and not spec.via:
-            node.workerinput["multiarch_plans"] = plans
+            node.workerinput["multiarch_plans"] = [plan.to_data() for plan in plans]
             node.workerinput["multiarch_plan_errors"] = errors
+        else:
+            node.workerinput["multiarch_pins"] = {plan.image: plan.digest for plan in plans}
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any) -> Any:
