@@ -47,6 +47,7 @@ import installed  # noqa: E402
 
 from harness import Harness  # noqa: E402
 from harness.labels import LABEL_SESSION  # noqa: E402
+from harness.session import Target  # noqa: E402
 
 REGISTRY = os.environ.get("SAMPLE_REGISTRY", "127.0.0.1:5000")
 IMAGE = f"{REGISTRY}/samples/good:1.0"
@@ -105,20 +106,34 @@ def test_command(container, name, argv, line):
 """
 
 
-def digests() -> dict[str, str]:
+def targets() -> dict[str, Target]:
+    """Each platform of the image as the harness plans it: its digest and its mode's
+    environment (QEMU_CPU for the faithful ARM variants), which every tool here gets too."""
     with Harness(",".join(PLATFORMS)) as h:
-        return {str(t.platform): t.digest for t in h.plan(IMAGE).targets}
+        return {str(t.platform): t for t in h.plan(IMAGE).targets}
 
 
-def run_cst(cst: str, config: Path, refs: dict[str, str]) -> float:
+def digests() -> dict[str, str]:
+    return {platform: t.digest for platform, t in targets().items()}
+
+
+def _pinned(target: Target) -> str:
+    return f"{IMAGE.rsplit(':', 1)[0]}@{target.digest}"
+
+
+def _env_args(target: Target) -> list[str]:
+    return [arg for key, value in target.mode.env for arg in ("-e", f"{key}={value}")]
+
+
+def run_cst(cst: str, config: Path, plan: dict[str, Target]) -> float:
     start = time.perf_counter()
-    for platform, digest in refs.items():
+    for platform, target in plan.items():
         out = subprocess.run(
             [
                 cst,
                 "test",
                 "--image",
-                f"{IMAGE.rsplit(':', 1)[0]}@{digest}",
+                _pinned(target),
                 "--config",
                 str(config),
                 "--platform",
@@ -133,14 +148,13 @@ def run_cst(cst: str, config: Path, refs: dict[str, str]) -> float:
     return time.perf_counter() - start
 
 
-def run_docker_loop(refs: dict[str, str]) -> float:
+def run_docker_loop(plan: dict[str, Target]) -> float:
     """What a shell script would do: one `docker run --rm` per command and platform."""
     start = time.perf_counter()
-    for platform, digest in refs.items():
+    for platform, target in plan.items():
         for name, argv, line in COMMANDS:
-            ref = f"{IMAGE.rsplit(':', 1)[0]}@{digest}"
             out = subprocess.run(
-                ["docker", "run", "--rm", "--platform", platform, *_qemu_env(platform), ref, *argv],
+                ["docker", "run", "--rm", "--platform", platform, *_env_args(target), _pinned(target), *argv],
                 capture_output=True,
                 text=True,
                 check=False,
@@ -150,26 +164,13 @@ def run_docker_loop(refs: dict[str, str]) -> float:
     return time.perf_counter() - start
 
 
-def _qemu_env(platform: str) -> list[str]:
-    cpu = {"linux/arm/v6": "arm1176", "linux/arm/v5": "arm926"}.get(platform)
-    return ["-e", f"QEMU_CPU={cpu}"] if cpu else []
-
-
-def engine_ceiling(refs: dict[str, str]) -> tuple[float, float]:
+def engine_ceiling() -> tuple[float, float]:
     """The engine's own limit on running the suite two at a time, with neither pytest nor
     the harness: the ten commands on every platform as a loop of docker-py ``exec_run`` in
     one process, then split over two processes (half the platforms each), in containers
-    started beforehand. Returns (seconds of one loop, seconds of two side by side)."""
-    import docker
-
-    client = docker.from_env()
-    cids = []
-    try:
-        for platform, digest in refs.items():
-            ref = f"{IMAGE.rsplit(':', 1)[0]}@{digest}"
-            env = dict(e.split("=", 1) for e in _qemu_env(platform)[1::2])
-            started = client.containers.run(ref, ["sleep", "600"], platform=platform, environment=env, detach=True)
-            cids.append(started.id)
+    the harness started beforehand. Returns (seconds of one loop, seconds of two side by side)."""
+    with Harness(",".join(PLATFORMS)) as h:  # it removes its containers on leaving
+        cids = [h.container(t).id for t in h.plan(IMAGE).targets]
         start = time.perf_counter()
         _exec_loop(cids)
         one = time.perf_counter() - start
@@ -178,10 +179,6 @@ def engine_ceiling(refs: dict[str, str]) -> tuple[float, float]:
             start = time.perf_counter()
             pool.map(_exec_loop, [cids[0::2], cids[1::2]])
             two = time.perf_counter() - start
-    finally:
-        for cid in cids:
-            subprocess.run(["docker", "rm", "-f", cid], capture_output=True, check=False)
-        client.close()
     return one, two
 
 
@@ -198,15 +195,15 @@ def _exec_loop(cids: list[str]) -> None:
     client.close()
 
 
-def run_testinfra(refs: dict[str, str]) -> float:
+def run_testinfra(plan: dict[str, Target]) -> float:
     """pytest-testinfra's docker backend: a container per platform, `docker exec` per command."""
     import testinfra
 
     start = time.perf_counter()
-    for platform, digest in refs.items():
-        ref = f"{IMAGE.rsplit(':', 1)[0]}@{digest}"
+    for platform, target in plan.items():
+        run = ["docker", "run", "-d", "--rm", "--platform", platform, *_env_args(target), _pinned(target)]
         cid = subprocess.run(
-            ["docker", "run", "-d", "--rm", "--platform", platform, *_qemu_env(platform), ref, "sleep", "600"],
+            [*run, "sleep", "600"],
             capture_output=True,
             text=True,
             check=True,
@@ -320,9 +317,9 @@ def main() -> int:
         import testinfra  # noqa: F401
     except ImportError:
         subprocess.run([sys.executable, "-m", "pip", "install", "-q", "pytest-testinfra"], check=True)
-    refs = digests()
-    for digest in refs.values():  # both sides find every image pulled already
-        subprocess.run(["docker", "pull", "-q", f"{IMAGE.rsplit(':', 1)[0]}@{digest}"], check=True, capture_output=True)
+    plan = targets()
+    for target in plan.values():  # both sides find every image pulled already
+        subprocess.run(["docker", "pull", "-q", _pinned(target)], check=True, capture_output=True)
     with tempfile.TemporaryDirectory() as tmp, tempfile.TemporaryDirectory() as tmp_empty:
         where, empty = Path(tmp), Path(tmp_empty)
         config = where / "cst.yaml"
@@ -338,7 +335,7 @@ def main() -> int:
         alone0: list[float] = []
         alone2: list[float] = []
         for _ in range(args.reps):  # interleaved, so a noisy moment hits every measure alike
-            cst_t.append(run_cst(cst, config, refs))
+            cst_t.append(run_cst(cst, config, plan))
             for _ in range(args.pairs):  # -n 0 and -n 2 back to back: their ratio is per pair
                 h0.append(run_harness(where, 0))
                 h2.append(run_harness(where, 2))
@@ -346,9 +343,9 @@ def main() -> int:
             bare2.append(run_harness(where, 2, "-k", "no_test_has_this_name"))
             alone0.append(run_xdist_alone(empty, 0))
             alone2.append(run_xdist_alone(empty, 2))
-            loop_t.append(run_docker_loop(refs))
-            infra_t.append(run_testinfra(refs))
-            ceiling.append(engine_ceiling(refs))
+            loop_t.append(run_docker_loop(plan))
+            infra_t.append(run_testinfra(plan))
+            ceiling.append(engine_ceiling())
         left_sigint = interrupted_run(where, kill_worker=False)
         left_killed = interrupted_run(where, kill_worker=True)
     c, loop, infra = statistics.median(cst_t), statistics.median(loop_t), statistics.median(infra_t)

@@ -27,15 +27,13 @@ from tabulate import tabulate
 TOP = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(TOP / "bench"))
 
-import installed  # noqa: E402
-from run_platforms import IMAGE, PLATFORMS, digests, pytest_suite  # noqa: E402
+from run_platforms import IMAGE, PLATFORMS, digests, harness_cmd, pytest_suite  # noqa: E402
 
 TWO = ["linux/amd64", "linux/arm64"]
 
 
 def run(where: Path, platforms: list[str], test_file: str) -> float:
-    cmd = [installed.python(), "-m", "pytest", "-q", "-p", "no:cacheprovider", "--image", IMAGE, test_file]
-    cmd += ["--platforms", ",".join(platforms), "-n", "0"]
+    cmd = harness_cmd(platforms, 0, test_file)
     start = time.perf_counter()
     out = subprocess.run(cmd, cwd=where, capture_output=True, text=True, check=False)
     took = time.perf_counter() - start

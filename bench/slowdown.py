@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import shutil
 import statistics
 import subprocess
@@ -40,13 +39,11 @@ TOP = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(TOP))
 sys.path.insert(0, str(TOP / "bench"))
 
-import installed  # noqa: E402
+from run_platforms import IMAGE, harness_cmd  # noqa: E402
 
 from harness import Harness  # noqa: E402
 from harness.probe import HASH_PASSES, SHELL_LOOP  # noqa: E402
 
-REGISTRY = os.environ.get("SAMPLE_REGISTRY", "127.0.0.1:5000")
-IMAGE = f"{REGISTRY}/samples/good:1.0"
 PLATFORMS = ["linux/amd64", "linux/arm64", "linux/arm/v7", "linux/arm/v6", "linux/ppc64le", "linux/s390x"]
 COMMANDS = {
     "check:uname": ["uname", "-m"],
@@ -62,8 +59,7 @@ def harness_run(work: Path) -> dict[str, dict]:
     (work / "pytest.ini").write_text("[pytest]\n")
     (work / "test_nothing.py").write_text("")
     out = work / "report.json"
-    cmd = [installed.python(), "-m", "pytest", "-q", "-p", "no:cacheprovider", "--image", IMAGE]
-    cmd += ["--platforms", ",".join(PLATFORMS), "--multiarch-json", str(out)]
+    cmd = harness_cmd(PLATFORMS, 0, "--multiarch-json", str(out))
     proc = subprocess.run(cmd, cwd=work, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         sys.exit(f"the harness run failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}")
