@@ -41,16 +41,10 @@ sys.path.insert(0, str(TOP / "bench"))
 
 from run_platforms import IMAGE, harness_cmd  # noqa: E402
 
-from harness import Harness  # noqa: E402
-from harness.probe import HASH_PASSES, SHELL_LOOP  # noqa: E402
+from harness import Harness, probe  # noqa: E402
+from harness.session import Target  # noqa: E402
 
 PLATFORMS = ["linux/amd64", "linux/arm64", "linux/arm/v7", "linux/arm/v6", "linux/ppc64le", "linux/s390x"]
-COMMANDS = {
-    "check:uname": ["uname", "-m"],
-    "probe:start": ["uname", "-m"],
-    "probe:shell": ["/bin/sh", "-c", f"i=0; while [ $i -lt {SHELL_LOOP} ]; do i=$((i+1)); done"],
-    "probe:hash": ["/bin/sha256sum", *["/bin/sh"] * HASH_PASSES],
-}
 TOLERANCE = 0.15
 
 
@@ -67,7 +61,19 @@ def harness_run(work: Path) -> dict[str, dict]:
     return {p["platform"]: p for p in image["platforms"]}
 
 
-def hyperfine(containers: dict[str, str], runs: int, work: Path) -> tuple[dict[str, dict[str, float]], float]:
+def timed_commands(harness: Harness, target: Target) -> dict[str, list[str]]:
+    """The commands the harness times on ``target``'s platform, as it runs them: the uname
+    check, and the probe's commands with their paths found in the image."""
+    fs, path = harness.filesystem(target), harness.config(target).path_dirs
+    uname = fs.which("uname", path)
+    assert uname is not None, f"{target.image} has no uname"
+    probes = {f"probe:{cmd.name}": list(cmd.argv) for cmd in probe.commands(fs, path)}
+    return {"check:uname": [uname, "-m"], **probes}
+
+
+def hyperfine(
+    containers: dict[str, str], commands: dict[str, list[str]], runs: int, work: Path
+) -> tuple[dict[str, dict[str, float]], float]:
     """Mean seconds of ``docker exec CONTAINER command``, per platform and command; and of
     ``docker version`` (the CLI's own start-up)."""
     out: dict[str, dict[str, float]] = {}
@@ -81,7 +87,7 @@ def hyperfine(containers: dict[str, str], runs: int, work: Path) -> tuple[dict[s
     for platform, cid in containers.items():
         export = work / "hyperfine.json"
         names, cmds = [], []
-        for name, argv in COMMANDS.items():
+        for name, argv in commands.items():
             names.append(name)
             cmds.append(" ".join(["docker", "exec", cid, *(_quote(a) for a in argv)]))
         subprocess.run(
@@ -118,17 +124,18 @@ def main() -> int:
         work = Path(tmp)
         plan = harness.plan(IMAGE)
         containers = {str(t.platform): str(harness.container(t).id) for t in plan.targets}
+        commands = timed_commands(harness, plan.targets[0])  # busybox: the same paths on every platform
         for round_ in range(args.rounds):
             print(f"round {round_ + 1}/{args.rounds}: harness run, then hyperfine", file=sys.stderr)
             plats = harness_run(work)
-            times, cli = hyperfine(containers, args.runs, work)
+            times, cli = hyperfine(containers, commands, args.runs, work)
             cli_times.append(cli)
             native = times["linux/amd64"]
             for platform in PLATFORMS:
                 mine = times[platform]
                 reported[platform].append(plats[platform]["slowdown"])
-                raw[platform].append(geomean([mine[c] / native[c] for c in COMMANDS]))
-                measured[platform].append(geomean([(mine[c] - cli) / (native[c] - cli) for c in COMMANDS]))
+                raw[platform].append(geomean([mine[c] / native[c] for c in commands]))
+                measured[platform].append(geomean([(mine[c] - cli) / (native[c] - cli) for c in commands]))
     rows, worst = [], 0.0
     for platform in PLATFORMS:
         ours, theirs, as_is = geomean(reported[platform]), geomean(measured[platform]), geomean(raw[platform])
@@ -141,7 +148,7 @@ def main() -> int:
         )
     headers = ["platform", "mode", "harness", "hyperfine as measured", "hyperfine, CLI start-up out", "diff", "<=15%"]
     print(tabulate(rows, headers=headers))
-    print(f"\nworst difference {worst:.0%} (target: within {TOLERANCE:.0%}); commands: {', '.join(COMMANDS)}")
+    print(f"\nworst difference {worst:.0%} (target: within {TOLERANCE:.0%}); commands: {', '.join(commands)}")
     print(f"docker CLI start-up (hyperfine, `docker version`): {statistics.mean(cli_times) * 1000:.1f} ms")
     print(f"{args.rounds} rounds; hyperfine: {args.runs} runs per command after 2 warm-up runs, docker exec")
     return 0 if worst <= TOLERANCE else 1
