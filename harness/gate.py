@@ -3,43 +3,139 @@
     python -m harness gate REPORT.json [--require PLATFORMS] [--max-slowdown X]
     python -m harness promote SRC DEST --report REPORT.json [--require ...] [--max-slowdown X]
 
-``gate`` exits 0 when the release may go out and 1 with the reasons when it must not.
-``promote`` re-resolves SRC, refuses unless its index digest is the one the report tested
-and the report passes the gate, then tags exactly that index as DEST in the registry:
-blobs are mounted from SRC's repository, never uploaded again, and only manifests are PUT.
+The gate fails closed: it says "go" only for a complete, schema-valid report in which every
+required platform ran every built-in check, every selected test ran and passed, and every
+limit asked for was measured and met. Anything it cannot prove is a reason to refuse.
+
+Exit codes: 0 go (or promoted), 1 the release must not go out, 2 the report is unusable
+(missing, not JSON, not schema 1, invalid against the schema) or the arguments are wrong.
+
+``promote`` re-resolves SRC, finds the image of the report that tested the same index
+digest (the digest, not the reference string, decides), applies the gate's rules to it,
+then tags exactly that index as DEST in the registry: blobs are mounted from SRC's
+repository, never uploaded again, and only manifests are PUT.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .checks import CHECKS, PASSED, SKIP_ALLOWED, SKIPPED
 from .manifest import ImageManifest, Index
 from .platform import PlatformError, parse_list
-from .reference import Reference, ReferenceError
+from .reference import Reference, ReferenceError, same_registry
 from .registry import Registry, RegistryError
 
 SCHEMA_FILE = Path(__file__).parent / "schema" / "report-v1.json"
 
+EXIT_GO = 0
+EXIT_NO_GO = 1
+EXIT_UNUSABLE = 2
+
 
 class GateError(ValueError):
-    """A report that cannot be judged (unreadable, another schema)."""
+    """The release must not go out (exit 1); the message says why."""
+
+
+class ReportUnusable(GateError):
+    """A report that cannot be judged at all (exit 2): missing, not JSON, another schema, invalid."""
+
+
+@functools.cache
+def _validator() -> Any:
+    import jsonschema
+
+    schema = json.loads(SCHEMA_FILE.read_text())
+    return jsonschema.Draft202012Validator(schema)
+
+
+def validate(doc: Any, name: str = "the report") -> None:
+    """Raise :class:`ReportUnusable` naming where ``doc`` breaks schema 1."""
+    if not isinstance(doc, dict) or doc.get("schema") != 1:
+        raise ReportUnusable(f"{name}: not a schema-1 multiarch report (write one with --multiarch-json)")
+    errors = sorted(_validator().iter_errors(doc), key=lambda e: list(e.absolute_path))
+    if errors:
+        shown = "; ".join(f"at {_where(e.absolute_path)}: {e.message[:200]}" for e in errors[:3])
+        more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
+        raise ReportUnusable(f"{name}: does not follow the report schema ({SCHEMA_FILE.name}): {shown}{more}")
+
+
+def _where(path: Any) -> str:
+    return "/" + "/".join(str(p) for p in path) if path else "the top level"
 
 
 def load_report(path: str | Path) -> dict[str, Any]:
     try:
         doc = json.loads(Path(path).read_text())
     except OSError as exc:
-        raise GateError(f"{path}: cannot read the report ({exc.strerror})") from exc
+        raise ReportUnusable(f"{path}: cannot read the report ({exc.strerror})") from exc
     except ValueError as exc:
-        raise GateError(f"{path}: not JSON ({exc})") from exc
-    if not isinstance(doc, dict) or doc.get("schema") != 1:
-        raise GateError(f"{path}: not a schema-1 multiarch report (write one with --multiarch-json)")
-    return doc
+        raise ReportUnusable(f"{path}: not JSON ({exc})") from exc
+    validate(doc, str(path))
+    return dict(doc)
+
+
+@dataclass
+class Verdict:
+    """What the gate found: the reasons to refuse, and what it vouches for when there are none."""
+
+    reasons: list[str] = field(default_factory=list)
+    #: (image ref, index digest, platforms that passed) of every image judged green.
+    passed: list[tuple[str, str, list[str]]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def go(self) -> bool:
+        return not self.reasons and bool(self.passed)
+
+
+def judge(
+    report: dict[str, Any],
+    require: Sequence[str] | None = None,
+    max_slowdown: float | None = None,
+    image: str | None = None,
+) -> Verdict:
+    """Judge a schema-valid report: :class:`Verdict` says go only when it proves a green run."""
+    verdict = Verdict()
+    out = verdict.reasons
+    out.extend(_run_reasons(report))
+    images = [i for i in report.get("images", []) if image is None or i.get("ref") == image]
+    if not images:
+        out.append(f"the report holds no image{f' {image}' if image else ''}")
+    run_limit = report.get("max_slowdown")
+    for img in images:
+        before = len(out)
+        ref = img.get("ref", "?")
+        if img.get("is_index") is False:
+            verdict.notes.append(f"{ref} is a single image, not a manifest list: it has one platform to give")
+        if img.get("error"):
+            out.append(f"{ref}: {img['error']}")
+        if not img.get("digest"):
+            out.append(f"{ref}: the report names no index digest, so there is nothing to vouch for")
+        for missing in img.get("missing_platforms", []):
+            out.append(f"{ref}: {missing} is missing from the index")
+        plats = {p["platform"]: p for p in img.get("platforms", [])}
+        if len(plats) != len(img.get("platforms", [])):
+            out.append(f"{ref}: a platform appears twice in the report")
+        if not plats and not img.get("missing_platforms"):
+            out.append(f"{ref}: no platform was tested")
+        wanted = list(require) if require is not None else list(plats)
+        for name in wanted:
+            if name not in plats:
+                if name not in img.get("missing_platforms", []):
+                    out.append(f"{ref}: required platform {name} was not tested")
+                continue
+            out.extend(f"{ref} {name}: {why}" for why in _platform_reasons(plats[name], run_limit, max_slowdown))
+        if len(out) == before:
+            verdict.passed.append((ref, str(img.get("digest")), [n for n in wanted if n in plats]))
+    return verdict
 
 
 def reasons(
@@ -49,35 +145,65 @@ def reasons(
     image: str | None = None,
 ) -> list[str]:
     """Why the release must not go out; empty when it may."""
+    return judge(report, require, max_slowdown, image).reasons
+
+
+def _run_reasons(report: dict[str, Any]) -> list[str]:
+    """The run as a whole: it must say it ran to its end, and nothing may contradict that."""
     out: list[str] = []
-    images = [i for i in report.get("images", []) if image is None or i.get("ref") == image]
-    if not images:
-        return [f"the report holds no image{f' {image}' if image else ''}"]
-    for img in images:
-        ref = img.get("ref", "?")
-        if img.get("error"):
-            out.append(f"{ref}: {img['error']}")
-        for missing in img.get("missing_platforms", []):
-            out.append(f"{ref}: {missing} is missing from the index")
-        plats = {p["platform"]: p for p in img.get("platforms", [])}
-        for name in require or []:
-            if name not in plats and name not in img.get("missing_platforms", []):
-                out.append(f"{ref}: required platform {name} was not tested")
-        for name, plat in plats.items():
-            required = require is None or name in require
-            if not required:
-                continue
-            if plat.get("mode") == "unavailable":
-                out.append(f"{ref} {name}: not run here ({plat.get('mode_reason', 'unavailable')})")
-            for check, result in plat.get("checks", {}).items():
-                if result.get("outcome") == "failed":
-                    out.append(f"{ref} {name}: {check} failed: {result.get('detail', '')}")
-            failed = [t["nodeid"] for t in plat.get("tests", []) if t.get("outcome") == "failed"]
-            if failed:
-                out.append(f"{ref} {name}: {len(failed)} test(s) failed: {', '.join(failed[:5])}")
-            slowdown = plat.get("slowdown")
-            if max_slowdown is not None and slowdown is not None and slowdown > max_slowdown:
-                out.append(f"{ref} {name}: slowdown {slowdown:.1f}x is above --max-slowdown {max_slowdown:g}")
+    run = report.get("run")
+    complete = report.get("complete")
+    if complete is None or run is None:
+        return ["the report does not say whether the run was complete (an older harness wrote it, or it was edited)"]
+    incomplete = report.get("incomplete") or []
+    if complete is not True:
+        out.append("the run was incomplete: " + ("; ".join(incomplete) or "the report says so"))
+    elif incomplete:
+        out.append("the report says it is complete but lists why it is not: " + "; ".join(incomplete))
+    if complete is True and run.get("deselected"):
+        out.append(f"{len(run['deselected'])} selected test(s) were deselected (-k, -m, --deselect): run them all")
+    failed = int(run.get("other_tests", {}).get("failed", 0))
+    if failed:
+        out.append(f"{failed} test(s) beside the platform matrix failed")
+    return out
+
+
+def _platform_reasons(plat: dict[str, Any], run_limit: float | None, gate_limit: float | None) -> list[str]:
+    out: list[str] = []
+    if plat.get("mode") not in ("native", "emulated"):
+        out.append(f"not run here ({plat.get('mode_reason') or plat.get('mode')})")
+    checks = plat.get("checks", {})
+    for name in CHECKS:
+        check = checks.get(name)
+        if check is None:
+            out.append(f"the {name} check did not run")
+        elif check["outcome"] == SKIPPED:
+            if check.get("skip") not in SKIP_ALLOWED.get(name, ()):
+                allowed = ", ".join(SKIP_ALLOWED.get(name, ())) or "no reason"
+                out.append(f"{name} was skipped ({check.get('detail', '')}); it may be skipped only for: {allowed}")
+        elif check["outcome"] != PASSED:
+            out.append(f"{name} failed: {check.get('detail', '')}")
+    if run_limit is not None:
+        check = checks.get("slowdown")
+        if check is None:
+            out.append(f"the run asked for --max-slowdown {run_limit:g} but no slowdown check is in the report")
+        elif check["outcome"] != PASSED:
+            out.append(f"slowdown failed: {check.get('detail', '')}")
+    tests = plat.get("tests", [])
+    selected = plat.get("selected_tests")
+    if not isinstance(selected, int):
+        out.append("the report does not say how many tests were selected on this platform")
+    elif len(tests) != selected or len({t["nodeid"] for t in tests}) != len(tests):
+        out.append(f"{selected} test(s) were selected but {len(tests)} reported")
+    failed = [t["nodeid"] for t in tests if t.get("outcome") != PASSED]
+    if failed:
+        out.append(f"{len(failed)} test(s) did not pass: {', '.join(failed[:5])}")
+    slowdown = plat.get("slowdown")
+    if gate_limit is not None:
+        if slowdown is None:
+            out.append(f"slowdown not measured, so --max-slowdown {gate_limit:g} is not met")
+        elif slowdown > gate_limit:
+            out.append(f"slowdown {slowdown:.1f}x is above --max-slowdown {gate_limit:g}")
     return out
 
 
@@ -91,22 +217,20 @@ def promote(
 ) -> str:
     """Tag the index the report tested as ``dest``; returns its digest. Raises GateError."""
     src_ref, dest_ref = Reference.parse(src), Reference.parse(dest)
-    if src_ref.registry != dest_ref.registry:
+    if not same_registry(src_ref.registry, dest_ref.registry):
         raise GateError(f"{dest}: promote tags within one registry ({src_ref.registry}); copy across registries first")
-    tested = next((i for i in report.get("images", []) if i.get("ref") == src), None)
-    if tested is None:
-        raise GateError(
-            f"the report did not test {src} (it tested: "
-            f"{', '.join(i.get('ref', '?') for i in report.get('images', [])) or 'nothing'})"
-        )
-    why = reasons(report, require, max_slowdown, image=src)
-    if why:
-        raise GateError("the report is not green:\n  " + "\n  ".join(why))
     current = registry.manifest(src_ref)
-    if current.digest != tested.get("digest"):
+    tested = [i for i in report.get("images", []) if i.get("digest") == current.digest]
+    if not tested:
+        seen = ", ".join(f"{i.get('ref', '?')} @ {i.get('digest')}" for i in report.get("images", [])) or "nothing"
         raise GateError(
-            f"{src} now points at {current.digest}, but the report tested {tested.get('digest')}: test it again"
+            f"{src} now points at {current.digest}, which the report did not test (it tested: {seen}): test it again"
         )
+    verdicts = [judge(report, require, max_slowdown, image=i.get("ref")) for i in tested]
+    green = next((v for v in verdicts if v.go), None)
+    if green is None:
+        why = [r for v in verdicts for r in v.reasons]
+        raise GateError("the report is not green:\n  " + "\n  ".join(why))
     index_bytes = registry.manifest_bytes(src_ref, current.digest)
     if src_ref.repository != dest_ref.repository:
         children = current.manifests if isinstance(current, Index) else ()
@@ -132,8 +256,20 @@ def _platforms(text: str | None) -> list[str] | None:
     return None if parsed is None else [str(p) for p in parsed]
 
 
+def _print_go(verdict: Verdict) -> None:
+    print("release may go out:")
+    for ref, digest, plats in verdict.passed:
+        print(f"  {ref} @ {digest} passed on {', '.join(plats)}")
+    for note in verdict.notes:
+        print(f"  note: {note}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="multiarch", description="Release gate for multi-architecture images.")
+    parser = argparse.ArgumentParser(
+        prog="multiarch",
+        description="Release gate for multi-architecture images. Exit codes: 0 go, 1 must not go out, "
+        "2 the report is unusable (missing, not JSON, not schema 1, invalid) or the arguments are wrong.",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     gate_p = sub.add_parser("gate", help="exit non-zero, with the reasons, when the release must not go out")
     gate_p.add_argument("report")
@@ -147,17 +283,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         require = _platforms(args.require)
+        if args.max_slowdown is not None and not args.max_slowdown > 0:
+            raise PlatformError(f"--max-slowdown {args.max_slowdown:g} is not a positive number")
         report = load_report(args.report)
         if args.command == "gate":
-            why = reasons(report, require, args.max_slowdown)
-            if why:
-                print("release must not go out:\n  " + "\n  ".join(why))
-                return 1
-            print(f"release may go out: {len(report.get('images', []))} image(s) passed")
-            return 0
+            verdict = judge(report, require, args.max_slowdown)
+            if not verdict.go:
+                print("release must not go out:\n  " + "\n  ".join(verdict.reasons + verdict.notes))
+                return EXIT_NO_GO
+            _print_go(verdict)
+            return EXIT_GO
         digest = promote(args.src, args.dest, report, Registry(), require, args.max_slowdown)
         print(f"promoted {args.src} as {args.dest}: {digest}")
-        return 0
-    except (GateError, PlatformError, ReferenceError, RegistryError) as exc:
+        return EXIT_GO
+    except ReportUnusable as exc:
         print(f"multiarch {args.command}: {exc}", file=sys.stderr)
-        return 1 if isinstance(exc, GateError) else 2
+        return EXIT_UNUSABLE
+    except GateError as exc:
+        print(f"multiarch {args.command}: {exc}", file=sys.stderr)
+        return EXIT_NO_GO
+    except (PlatformError, ReferenceError, RegistryError) as exc:
+        print(f"multiarch {args.command}: {exc}", file=sys.stderr)
+        return EXIT_UNUSABLE

@@ -84,13 +84,34 @@ class Reference:
 
     @property
     def is_loopback(self) -> bool:
-        host = self.registry.rsplit(":", 1)[0] if not self.registry.startswith("[") else self.registry[1:].split("]")[0]
-        if host == "localhost":
-            return True
-        try:
-            return ipaddress.ip_address(host).is_loopback
-        except ValueError:
-            return False
+        return _is_loopback(_split_host(self.registry)[0])
+
+
+def _split_host(registry: str) -> tuple[str, str]:
+    """``host:port`` (or ``[v6]:port``) -> (host, port); the port is "" when none is given."""
+    if registry.startswith("["):
+        host, _, rest = registry[1:].partition("]")
+        return host, rest.removeprefix(":")
+    host, _, port = registry.partition(":")
+    return host, port
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def same_registry(a: str, b: str) -> bool:
+    """Whether two registry hosts are one: equal, or both loopback on the same port
+    (``localhost:5000`` is ``127.0.0.1:5000``)."""
+    if a == b:
+        return True
+    (host_a, port_a), (host_b, port_b) = _split_host(a), _split_host(b)
+    return port_a == port_b and _is_loopback(host_a) and _is_loopback(host_b)
 
 
 def short_name(image: str) -> str:
