@@ -42,6 +42,11 @@ def default_cache_dir() -> Path:
     return Path(base)
 
 
+def docker_config_path() -> Path:
+    """The Docker CLI's config file, where logins are read from."""
+    return Path(os.environ.get("DOCKER_CONFIG") or os.path.expanduser("~/.docker")) / "config.json"
+
+
 def credentials(registry: str) -> tuple[str, str] | None:
     """Username and password for ``registry`` as the Docker CLI would find them.
 
@@ -50,7 +55,7 @@ def credentials(registry: str) -> tuple[str, str] | None:
     then the default helper in ``credsStore``. Helpers speak the docker-credential protocol
     (``docker-credential-NAME get``, the server on stdin, JSON on stdout).
     """
-    path = Path(os.environ.get("DOCKER_CONFIG") or os.path.expanduser("~/.docker")) / "config.json"
+    path = docker_config_path()
     try:
         config = json.loads(path.read_text())
     except (OSError, ValueError):
@@ -88,6 +93,17 @@ def _from_helper(helper: str, server: str) -> tuple[str, str] | None:
         return str(got["Username"]), str(got["Secret"])
     except (ValueError, KeyError, TypeError) as exc:
         raise RegistryError(f"credential helper {program} gave no Username/Secret for {server}") from exc
+
+
+def _why(ref: Reference, exc: Exception | None) -> str:
+    """What a failed request means, with the likely fix."""
+    if isinstance(exc, requests.exceptions.SSLError):
+        return f"TLS failed ({exc.__class__.__name__}); a plain-http registry needs --insecure-registry"
+    if isinstance(exc, requests.exceptions.ConnectionError) and "timed out" not in str(exc).lower():
+        return f"nothing answers at {ref.registry}: is the registry running, and is the address right?"
+    if isinstance(exc, requests.exceptions.Timeout):
+        return f"{ref.registry} did not answer in time: is it overloaded, or behind a firewall?"
+    return str(exc)
 
 
 class Registry:
@@ -134,13 +150,20 @@ class Registry:
                 continue
             if resp.status_code == 401 and not token and self._authenticate(ref, resp):
                 continue
+            if resp.status_code == 401 and token:
+                resp.close()
+                user = (credentials(ref.registry) or ("?", ""))[0]
+                raise RegistryError(
+                    f"{ref.registry} refused the login of {user!r} from {docker_config_path()}: wrong password "
+                    f"or expired token? run `docker login {ref.registry}` again"
+                )
             if resp.status_code in _RETRY_STATUS and attempt + 1 < self.retries:
                 resp.close()
                 delay = resp.headers.get("Retry-After", "")
                 time.sleep(min(float(delay), 30.0) if delay.isdigit() else 0.5 * 2**attempt)
                 continue
             return resp
-        raise RegistryError(f"{ref.registry}: {method} {url} failed after {self.retries} tries: {last}")
+        raise RegistryError(f"{ref.registry}: {method} {url} failed after {self.retries} tries: {_why(ref, last)}")
 
     def _authenticate(self, ref: Reference, resp: requests.Response) -> bool:
         challenge = resp.headers.get("WWW-Authenticate", "")

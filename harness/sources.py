@@ -228,9 +228,15 @@ class _LocalSource(DocumentSource):
                 repo = "multiarch-scratch/" + hashlib.sha256(self.name.encode()).hexdigest()[:16]
                 ref = Reference.parse(f"{self.scratch}/{repo}")
                 manifest = self.manifest(digest)
-                for desc in (manifest.config, *manifest.layers):
-                    self.registry.push_blob(ref, desc.digest, self.blob_path(desc.digest))
-                self.registry.push_manifest(ref, digest, self.document_bytes(digest), manifest.media_type)
+                try:
+                    for desc in (manifest.config, *manifest.layers):
+                        self.registry.push_blob(ref, desc.digest, self.blob_path(desc.digest))
+                    self.registry.push_manifest(ref, digest, self.document_bytes(digest), manifest.media_type)
+                except RegistryError as exc:
+                    raise RegistryError(
+                        f"cannot copy the image into the scratch registry {self.scratch} for the engine to "
+                        f"pull ({exc}); start a registry there or name another with --scratch-registry HOST:PORT"
+                    ) from None
                 self._pushed[digest] = ref.with_digest(digest).pinned
             return self._pushed[digest]
 
