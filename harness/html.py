@@ -25,21 +25,22 @@ table { border-collapse: collapse; margin: .5em 0 1em; }
 th, td { padding: .25em .7em; border: 1px solid #d0d7de; text-align: left; white-space: nowrap; }
 th { background: #f6f8fa; }
 tr.fail td { background: #ffebe9; } tr.pass td { background: #dafbe1; } tr.skip td { background: #fff8c5; }
-td.ok { color: #1a7f37; } td.bad { color: #cf222e; font-weight: 600; } td.skip { color: #9a6700; }
+td.ok { color: #1a7f37; } td.warn { color: #9a6700; font-weight: 600; }
+td.bad { color: #cf222e; font-weight: 600; } td.skip { color: #9a6700; }
 code, .digest { font-family: ui-monospace, "SFMono-Regular", Menlo, monospace; font-size: .92em; }
-ul.caught li { margin: .4em 0; white-space: pre-wrap; }
+ul.caught li, ul.warnings li { margin: .4em 0; white-space: pre-wrap; }
 .meta { color: #59636e; }
 .wide { overflow-x: auto; }
 ul.summary { list-style: none; padding-left: 0; } ul.summary li { margin: .2em 0; }
 svg text { font: 12px system-ui, sans-serif; fill: #1f2328; }
 """
-_CELL_CLASS = {"ok": "ok", "FAIL": "bad", "skip": "skip"}  # by the cell's mark
+_CELL_CLASS = {"ok": "ok", "FAIL": "bad", "skip": "skip", "warn": "warn"}  # by the cell's mark
 
 
 def render(report: Report) -> str:
     rows = report.rows()  # also computes the slowdowns
-    verdict = "some platforms failed" if report.failed else "every platform passed"
-    cls = "verdict-fail" if report.failed else "verdict-pass"
+    verdict = report.verdict()
+    cls = "verdict-fail" if report.failed or not report.run.complete else "verdict-pass"
     emulated = ", ".join(report.emulated) or "none"
     parts = [
         "<!DOCTYPE html>",
@@ -54,6 +55,10 @@ def render(report: Report) -> str:
         + (f" Limit: slowdown at most {report.max_slowdown:g}x." if report.max_slowdown is not None else "")
         + "</p>",
     ]
+    if not report.run.complete:
+        parts.append(
+            f'<p id="incomplete" class="verdict-fail"><b>Incomplete run:</b> {escape(report.incomplete_text())}.</p>'
+        )
     parts.append('<ul class="summary">')
     for image in report.images.values():
         mine = [r for r in rows if r.ref == image.ref]
@@ -90,7 +95,8 @@ def _image(report: Report, image: ImageResult, rows: list[Row]) -> list[str]:
         f"{escape(image.ref)}</h2>",
     ]
     if image.digest:
-        out.append(f'<p class="meta">Index <span class="digest">{escape(image.digest)}</span></p>')
+        single = " (a single image, not a manifest list)" if image.is_index is False else ""
+        out.append(f'<p class="meta">Index <span class="digest">{escape(image.digest)}</span>{single}</p>')
     out.append('<table class="matrix"><thead><tr>')
     out.extend(f"<th>{h}</th>" for h in ("platform", "mode", *CHECKS, "tests p/f/s", "slowdown", "verdict"))
     out.append("</tr></thead><tbody>")
@@ -110,6 +116,13 @@ def _image(report: Report, image: ImageResult, rows: list[Row]) -> list[str]:
             )
             out.extend(_failed_tests(image.platforms.get(row.platform)))
             out.append("</li>")
+        out.append("</ul>")
+    warned = [(r, w) for r in rows for w in r.warnings]
+    if warned:
+        out.append(f'<h3>Warnings: the checks passed ({len(warned)})</h3><ul class="warnings">')
+        out.extend(
+            f'<li data-platform="{escape(r.platform)}"><b>{escape(r.platform)}</b>: {escape(w)}</li>' for r, w in warned
+        )
         out.append("</ul>")
     out.extend(_tests(report, image))
     out.extend(_chart(report, image, name))

@@ -2,7 +2,8 @@
 
 A *record* is a plain dict describing one outcome (a built-in check, a user test, or the
 coverage of an index). Records are what crosses process boundaries (pytest-xdist workers
-send them in test reports); :class:`Report` folds them into one document.
+send them in test reports); :class:`Report` folds them into one document, with a
+:class:`RunInfo` that says what the run selected, left out and whether it ran to its end.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import textwrap
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,20 +44,63 @@ class TestRecord:
 
 
 @dataclass
+class RunInfo:
+    """What a run was asked to do and what it did: the gate trusts no report without it."""
+
+    command: list[str] = field(default_factory=list)
+    started: str = ""
+    finished: str = ""
+    harness_version: str = ""
+    exit_status: int | None = None
+    #: Node ids of every item the run selected, and of those -k, -m or --deselect left out.
+    selected: int = 0
+    deselected: list[str] = field(default_factory=list)
+    #: Why the run does not prove what it claims (interrupted, a worker crashed, ...); empty
+    #: when it ran every selected item to its end.
+    incomplete: list[str] = field(default_factory=list)
+    #: The settings that narrow or judge a check (ELF globs, limits, strictness).
+    settings: dict[str, Any] = field(default_factory=dict)
+    #: Outcomes of the tests that run on no platform (plain tests beside the image's).
+    other_tests: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def complete(self) -> bool:
+        return not self.incomplete
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "command": self.command,
+            "started": self.started,
+            "finished": self.finished,
+            "harness_version": self.harness_version,
+            "exit_status": self.exit_status,
+            "selected": self.selected,
+            "deselected": self.deselected,
+            "settings": self.settings,
+            "other_tests": self.other_tests,
+        }
+
+
+@dataclass
 class PlatformResult:
     platform: str
     digest: str
     mode: str
     mode_reason: str
     engine: str | None = None
-    checks: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: User tests selected on this platform, as the process that collected them counted.
+    selected_tests: int | None = None
+    checks: dict[str, dict[str, Any]] = field(default_factory=dict)
     tests: dict[str, TestRecord] = field(default_factory=dict)
     command_s: dict[str, float] = field(default_factory=dict)  # check name -> command time
     probe: dict[str, float] = field(default_factory=dict)  # probe command -> median seconds
     slowdown: float | None = None
     slowdown_samples: int = 0
-    #: Set when the run has a --max-slowdown and this platform's slowdown is above it.
+    #: Set when the run has a --max-slowdown that this platform's slowdown is above, or
+    #: that could not be measured here: a limit nobody measured is no limit met.
     over_limit: float | None = None
+    #: Why the slowdown is None, when it is.
+    unmeasured: str = ""
 
     @property
     def failed(self) -> bool:
@@ -81,7 +126,7 @@ class PlatformResult:
 
     def slowdown_text(self) -> str:
         if self.slowdown is None:
-            return "not measured (no command ran both here and natively)"
+            return f"not measured ({self.unmeasured or 'no command ran both here and natively'})"
         return f"{self.slowdown:.2f}x (geometric mean of {self.slowdown_samples} paired commands)"
 
     def counts(self) -> tuple[int, int, int]:
@@ -97,11 +142,23 @@ class PlatformResult:
         for test in self.tests.values():
             if test.outcome == FAILED:
                 return f"{test.nodeid.rsplit('::', 1)[-1]}: {test.detail}"
-        if self.over_limit is not None and self.slowdown is not None:
-            return f"slowdown: {self.slowdown_text()}, above --max-slowdown {self.over_limit:g}"
+        if self.over_limit is not None:
+            return f"slowdown: {self.limit_reason()}"
         if self.mode == "unavailable":
             return self.mode_reason
         return ""
+
+    def limit_reason(self) -> str:
+        """How the slowdown misses --max-slowdown (above it, or not measured); empty when it does not."""
+        if self.over_limit is None:
+            return ""
+        if self.slowdown is None:
+            return f"{self.slowdown_text()}, so --max-slowdown {self.over_limit:g} is not met"
+        return f"{self.slowdown_text()}, above --max-slowdown {self.over_limit:g}"
+
+    def warnings(self) -> list[str]:
+        """Every warning of the checks that passed with some, each as ``check: sentence``."""
+        return [f"{name}: {w}" for name in CHECKS for w in self.checks.get(name, {}).get("warnings", ())]
 
 
 @dataclass
@@ -122,6 +179,7 @@ class Report:
         self.engine = engine
         self.max_slowdown = max_slowdown
         self.images: dict[str, ImageResult] = {}
+        self.run = RunInfo()
 
     # --- folding records -------------------------------------------------------------------
     def add(self, rec: dict[str, Any]) -> None:
@@ -150,8 +208,15 @@ class Report:
                 rec.get("mode_reason", ""),
                 rec.get("engine"),
             )
+        if rec.get("selected_tests") is not None:
+            plat.selected_tests = int(rec["selected_tests"])
         if kind == KIND_CHECK:
-            plat.checks[rec["name"]] = {"outcome": rec["outcome"], "detail": rec.get("detail", "")}
+            check: dict[str, Any] = {"outcome": rec["outcome"], "detail": rec.get("detail", "")}
+            if rec.get("warnings"):
+                check["warnings"] = list(rec["warnings"])
+            if rec.get("skip"):
+                check["skip"] = rec["skip"]
+            plat.checks[rec["name"]] = check
             if rec.get("command_s") is not None:
                 plat.command_s[rec["name"]] = float(rec["command_s"])
         elif kind == KIND_PROBE:
@@ -162,7 +227,7 @@ class Report:
             outcome = rec["outcome"]
             if prev is not None:
                 # setup, call and teardown each report; the worst outcome stands.
-                outcome = _worst(prev.outcome, outcome)
+                outcome = worst(prev.outcome, outcome)
             plat.tests[key] = TestRecord(
                 rec["nodeid"],
                 outcome,
@@ -181,16 +246,19 @@ class Report:
         for image in self.images.values():
             ref = image.platforms.get(self.host_platform)
             for plat in image.platforms.values():
-                plat.slowdown, plat.slowdown_samples = None, 0
+                plat.slowdown, plat.slowdown_samples, plat.unmeasured = None, 0, ""
                 if ref is None:
-                    continue
-                mine, base = plat.samples(), ref.samples()
-                ratios = [mine[k] / base[k] for k in mine if k in base and base[k] > 0 and mine[k] > 0]
-                if ratios:
-                    plat.slowdown = math.exp(sum(math.log(r) for r in ratios) / len(ratios))
-                    plat.slowdown_samples = len(ratios)
-                over = self.max_slowdown is not None and plat.slowdown is not None and plat.slowdown > self.max_slowdown
-                plat.over_limit = self.max_slowdown if over else None
+                    native = self.host_platform or "the engine's own platform"
+                    plat.unmeasured = f"no {native} in this run to compare with: add it to --platforms"
+                else:
+                    mine, base = plat.samples(), ref.samples()
+                    ratios = [mine[k] / base[k] for k in mine if k in base and base[k] > 0 and mine[k] > 0]
+                    if ratios:
+                        plat.slowdown = math.exp(sum(math.log(r) for r in ratios) / len(ratios))
+                        plat.slowdown_samples = len(ratios)
+                limit = self.max_slowdown
+                over = limit is not None and plat.mode != "unavailable" and (plat.slowdown or math.inf) > limit
+                plat.over_limit = limit if over else None
 
     @property
     def emulated(self) -> list[str]:
@@ -208,11 +276,23 @@ class Report:
     def failed(self) -> bool:
         return any(i.error or i.missing or any(p.failed for p in i.platforms.values()) for i in self.images.values())
 
+    def incomplete_text(self) -> str:
+        return "; ".join(self.run.incomplete) + ". It proves nothing about what did not run: the gate refuses it"
+
+    def verdict(self) -> str:
+        """The headline: incomplete before failed before passed."""
+        if not self.run.complete:
+            return "incomplete run"
+        return "some platforms failed" if self.failed else "every platform passed"
+
     # --- outputs ---------------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:
         self.compute_slowdown()
         return {
             "schema": SCHEMA,
+            "complete": self.run.complete,
+            "incomplete": self.run.incomplete,
+            "run": self.run.to_json(),
             "host": {"platform": self.host_platform, "engine": self.engine, "emulated": self.emulated},
             "max_slowdown": self.max_slowdown,
             "images": [self._image_json(i) for i in self.images.values()],
@@ -240,6 +320,7 @@ class Report:
                     "mode": plat.mode,
                     "mode_reason": plat.mode_reason,
                     "engine": plat.engine or self.engine,
+                    "selected_tests": plat.selected_tests,
                     "checks": checks,
                     "tests": [
                         {"nodeid": t.nodeid, "outcome": t.outcome, "duration_s": round(t.duration_s, 6)}
@@ -253,12 +334,9 @@ class Report:
         return out
 
     def _slowdown_check(self, plat: PlatformResult) -> dict[str, str]:
-        if plat.slowdown is None:
-            return {"outcome": SKIPPED, "detail": plat.slowdown_text()}
-        limit = f"--max-slowdown {self.max_slowdown:g}"
         if plat.over_limit is not None:
-            return {"outcome": FAILED, "detail": f"{plat.slowdown_text()}, above {limit}"}
-        return {"outcome": PASSED, "detail": f"{plat.slowdown_text()}, within {limit}"}
+            return {"outcome": FAILED, "detail": plat.limit_reason()}
+        return {"outcome": PASSED, "detail": f"{plat.slowdown_text()}, within --max-slowdown {self.max_slowdown:g}"}
 
     def write_json(self, path: str | Path) -> None:
         path = Path(path)
@@ -274,7 +352,7 @@ class Report:
         for image in self.images.values():
             name = short_name(image.ref)
             if image.error:
-                out.append(Row(image.ref, name, "-", "error", ("", "", ""), "", "", "FAIL", True, image.error))
+                out.append(Row(image.ref, name, "-", "error", ("",) * len(CHECKS), "", "", "FAIL", True, image.error))
             for plat in sorted_platforms(image.platforms.values()):
                 passed, failed, skipped = plat.counts()
                 verdict = "FAIL" if plat.failed else ("skip" if plat.mode == "unavailable" else "pass")
@@ -293,12 +371,13 @@ class Report:
                         verdict,
                         plat.failed,
                         plat.reason(),
+                        tuple(plat.warnings()),
                     )
                 )
             for missing in image.missing:
                 present = ", ".join(image.present) or "none"
                 why = f"not in the index (present: {present})"
-                out.append(Row(image.ref, name, missing, "missing", ("", "", ""), "", "", "FAIL", True, why))
+                out.append(Row(image.ref, name, missing, "missing", ("",) * len(CHECKS), "", "", "FAIL", True, why))
         return out
 
     def test_grid(self, image: ImageResult) -> tuple[list[str], list[tuple[str, dict[str, str]]]]:
@@ -320,10 +399,15 @@ class Report:
             tablefmt="github",
         )
         caught = [f"- **{r.name} {r.platform}**: {_markdown_cell(r.reason)}" for r in rows if r.failed and r.reason]
-        verdict = "some platforms failed" if self.failed else "every platform passed"
-        out = [f"### Multi-architecture results: {verdict}", "", table]
+        warned = [f"- **{r.name} {r.platform}**: {_markdown_cell(w)}" for r in rows for w in r.warnings]
+        out = [f"### Multi-architecture results: {self.verdict()}", ""]
+        if not self.run.complete:
+            out += [f"**Incomplete run:** {_markdown_cell(self.incomplete_text())}.", ""]
+        out.append(table)
         if caught:
             out += ["", "What the red rows caught:", "", *caught]
+        if warned:
+            out += ["", "Warnings (the checks passed):", "", *warned]
         for image in self.images.values():
             plats, tests = self.test_grid(image)
             if not tests:
@@ -342,19 +426,27 @@ class Report:
         by what it caught, on one line), then its tests x platforms when it has tests."""
         width = max(width, 60)
         out: list[str] = []
+        if not self.run.complete:
+            banner = textwrap.wrap(f"INCOMPLETE RUN: {self.incomplete_text()}.", width)
+            out.extend(_paint(line, "31;1", colour) for line in banner)
+            out.append("")
         rows = self.rows()
         for image in self.images.values():
             mine = [r for r in rows if r.ref == image.ref]
-            if out:
+            if out and out[-1]:
                 out.append("")
             digest = f" @ {image.digest[:19]}" if image.digest else ""
-            out.append(_paint(f"{short_name(image.ref)}{digest}", "1", colour))
+            single = " (a single image, not a manifest list)" if image.is_index is False else ""
+            out.append(_paint(f"{short_name(image.ref)}{digest}{single}", "1", colour))
             lines = _columns([r.cells() for r in mine], _HEADERS)
             out.extend(lines[:2])
             for row, line in zip(mine, lines[2:], strict=True):
                 out.append(_paint(line, "31" if row.failed else "32", colour))
                 if row.failed and row.reason:
                     out.append(_paint(_clip(f"  - {brief(row.reason)}", width), "31", colour))
+                if row.warnings:
+                    more = f" (+{len(row.warnings) - 1} more)" if len(row.warnings) > 1 else ""
+                    out.append(_paint(_clip(f"  ~ warning: {row.warnings[0]}", width - len(more)) + more, "33", colour))
             out.extend(self._test_tables(image, width, colour))
         if any(r.slowdown.endswith("!") for r in rows):
             out += ["", f"! slowdown above --max-slowdown {self.max_slowdown:g}"]
@@ -398,6 +490,8 @@ class Row:
     verdict: str
     failed: bool
     reason: str
+    #: What the checks that passed warned of, each as ``check: sentence``.
+    warnings: tuple[str, ...] = ()
 
     def cells(self, with_image: bool = False) -> list[str]:
         head = [self.name] if with_image else []
@@ -407,6 +501,8 @@ class Row:
 _HEADERS = ["platform", "mode", *CHECKS, "p/f/s", "slowdown", "verdict"]
 #: How an outcome shows in a table cell.
 MARK = {PASSED: "ok", FAILED: "FAIL", SKIPPED: "skip"}
+#: A check that passed with warnings.
+WARN = "warn"
 _TEST_COLOUR = {PASSED: "32", FAILED: "31", SKIPPED: "33"}
 _MD_MARK = {PASSED: "✅", FAILED: "❌", SKIPPED: "⏭️"}
 
@@ -465,15 +561,19 @@ def _markdown_cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def _worst(a: str, b: str) -> str:
+def worst(a: str, b: str) -> str:
+    """The worse of two outcomes: failed, then skipped, then passed."""
     order = {FAILED: 2, SKIPPED: 1, PASSED: 0}
     return a if order.get(a, 0) >= order.get(b, 0) else b
 
 
-def _mark(check: dict[str, str] | None) -> str:
+def _mark(check: dict[str, Any] | None) -> str:
     if check is None:
         return ""
-    return MARK.get(check["outcome"], check["outcome"])
+    if check["outcome"] == PASSED and check.get("warnings"):
+        return WARN
+    outcome = str(check["outcome"])
+    return MARK.get(outcome, outcome)
 
 
 def sorted_platforms(plats: Iterable[PlatformResult]) -> list[PlatformResult]:

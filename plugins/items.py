@@ -25,8 +25,11 @@ class CheckFailed(Exception):
     """A built-in check found a defect; its message is the whole story."""
 
 
-def base_record(target: Target) -> dict[str, Any]:
+def base_record(target: Target, state: State) -> dict[str, Any]:
+    """What every record of ``target`` carries, the count of user tests selected on it too:
+    every process collects the same items, so any record of the platform can tell it."""
     return {
+        "selected_tests": state.selected_tests.get(target.key, 0),
         "image": target.image,
         "index_digest": target.index_digest,
         "platform": str(target.platform),
@@ -131,13 +134,15 @@ class CheckItem(pytest.Item):
         assert self.target is not None
         if self.check == "probe":
             samples = self.result.samples if self.result is not None else None
-            return base_record(self.target) | {"kind": KIND_PROBE, "samples": samples or {}}
-        return base_record(self.target) | {
+            return base_record(self.target, self.state) | {"kind": KIND_PROBE, "samples": samples or {}}
+        return base_record(self.target, self.state) | {
             "kind": KIND_CHECK,
             "name": self.check,
             "outcome": outcome,
             "detail": detail,
             "command_s": self.result.command_s if self.result is not None else None,
+            "warnings": list(self.result.warnings) if self.result is not None else [],
+            "skip": self.result.skip if self.result is not None else "",
         }
 
 

@@ -45,10 +45,7 @@ def split_by_platform(path: str | Path) -> None:
         _count(suite)
         keep = [suite] if suite.findall("testcase") else []
         root[at : at + 1] = keep + new
-    ET.indent(tree)
-    tmp = path.with_name(path.name + ".tmp")
-    tree.write(tmp, encoding="utf-8", xml_declaration=True)
-    tmp.replace(path)
+    _write(tree, path)
 
 
 def _platform(case: ET.Element) -> str | None:
@@ -71,3 +68,31 @@ def _count(suite: ET.Element) -> None:
     for attr, tag in (("failures", "failure"), ("errors", "error"), ("skipped", "skipped")):
         suite.set(attr, str(sum(1 for c in cases if c.find(tag) is not None)))
     suite.set("time", f"{sum(float(c.get('time') or 0) for c in cases):.3f}")
+
+
+def add_failures(path: str | Path, failures: list[tuple[str, str, str]]) -> None:
+    """Add a failed test case per (platform, name, message) to that platform's suite: a
+    platform failed by a run-wide rule (``--max-slowdown``) has no test case of its own,
+    and a dashboard that reads JUnit alone must still see it red."""
+    if not failures:
+        return
+    path = Path(path)
+    tree = ET.parse(path)
+    root = tree.getroot()
+    for platform, name, message in failures:
+        suite = next((s for s in root.iter("testsuite") if s.get("name", "").endswith(f"({platform})")), None)
+        if suite is None:
+            suite = ET.SubElement(root, "testsuite", {"name": f"pytest ({platform})"})
+        case = ET.SubElement(suite, "testcase", {"classname": "multiarch", "name": name, "time": "0"})
+        ET.SubElement(case, "failure", {"message": message}).text = message
+        props = ET.SubElement(case, "properties")
+        ET.SubElement(props, "property", {"name": "platform", "value": platform})
+        _count(suite)
+    _write(tree, path)
+
+
+def _write(tree: ET.ElementTree[ET.Element], path: Path) -> None:
+    ET.indent(tree)
+    tmp = path.with_name(path.name + ".tmp")
+    tree.write(tmp, encoding="utf-8", xml_declaration=True)
+    tmp.replace(path)

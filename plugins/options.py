@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import subprocess
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -88,6 +90,13 @@ def addoption(parser: pytest.Parser) -> None:
         "ini: multiarch_strict_platforms.",
     )
     group.addoption(
+        "--strict-elf",
+        action="store_true",
+        default=False,
+        help="fail the elf check on warnings too (32-bit compat code, shared libraries above the ARM "
+        "variant), for teams shipping to CPUs without AArch32. ini: multiarch_strict_elf; env: MULTIARCH_STRICT_ELF.",
+    )
+    group.addoption(
         "--multiarch-timeout",
         default=None,
         type=float,
@@ -124,6 +133,7 @@ def addoption(parser: pytest.Parser) -> None:
     )
     parser.addini("multiarch_engines", "PLATFORM=DOCKER_HOST routes (one per line)", type="linelist", default=[])
     parser.addini("multiarch_strict_platforms", "fail platforms that cannot run here", type="bool", default=False)
+    parser.addini("multiarch_strict_elf", "fail the elf check on its warnings too", type="bool", default=None)
     parser.addini("multiarch_timeout", "seconds one command may take natively", default="")
     parser.addini("multiarch_max_slowdown", "fail emulated platforms slower than this factor", default="")
     parser.addini("multiarch_images", "images to test (one per line)", type="linelist", default=[])
@@ -165,6 +175,7 @@ class Options:
     html_path: str | None = None
     max_slowdown: float | None = None
     probe: str = "auto"  # auto | always | never
+    strict_elf: bool = False
 
     @property
     def platforms_text(self) -> str:
@@ -209,6 +220,7 @@ def resolve(config: pytest.Config) -> Options:
         config.getoption("multiarch_html"),
         _positive(config, "max_slowdown", "MULTIARCH_MAX_SLOWDOWN", "--max-slowdown", ini="multiarch_max_slowdown"),
         config.getoption("slowdown_probe"),
+        strict_elf=_flag(config, "strict_elf", "multiarch_strict_elf", "MULTIARCH_STRICT_ELF", "--strict-elf"),
     )
 
 
@@ -251,6 +263,24 @@ def _context_host(name: str, source: str) -> str:
     return out.stdout.strip()
 
 
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
+def _flag(config: pytest.Config, opt: str, ini: str, env: str, flag: str) -> bool:
+    """An on/off setting: the command line turns it on; else the ini file's bool; else the
+    environment's 1/true/yes/on or 0/false/no/off; else off."""
+    if config.getoption(opt):
+        return True
+    ini_value = config.getini(ini)
+    if isinstance(ini_value, bool):
+        return ini_value
+    value = os.environ.get(env, "").strip().lower()
+    if value and value not in _TRUE + _FALSE:
+        raise pytest.UsageError(f"{flag} (env {env}): {os.environ[env]!r} is not one of {', '.join(_TRUE + _FALSE)}")
+    return value in _TRUE
+
+
 def _positive(config: pytest.Config, opt: str, env: str, flag: str, ini: str | None = None) -> float | None:
     setting = _resolve(config, opt, ini or opt, env)
     if setting.value is None:
@@ -265,5 +295,46 @@ def _positive(config: pytest.Config, opt: str, env: str, flag: str, ini: str | N
 
 
 def _globs(value: str | list[str] | None) -> tuple[str, ...]:
+    """Globs on paths inside the image, which are absolute: ``usr/local/bin/*`` means
+    ``/usr/local/bin/*``, as it would to anyone reading it."""
     items = value.split(",") if isinstance(value, str) else (value or [])
-    return tuple(g.strip() for g in items if g.strip())
+    globs = (g.strip() for g in items if g.strip())
+    return tuple(g if g.startswith(("/", "*")) else "/" + g for g in globs)
+
+
+def check_writable(opts: Options) -> None:
+    """A report that cannot be written is a usage error now, not a traceback after the run."""
+    for flag, path in (
+        ("--multiarch-json", opts.json_path),
+        ("--multiarch-html", opts.html_path),
+        ("--multiarch-markdown", opts.markdown_path),
+    ):
+        if not path:
+            continue
+        target = Path(path)
+        probe = target.with_name(f".{target.name}.{os.getpid()}.probe")
+        try:
+            if target.is_dir():
+                raise IsADirectoryError(21, "it is a directory")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            probe.touch()
+            probe.unlink()
+        except OSError as exc:
+            raise pytest.UsageError(
+                f"{flag} {path}: cannot write the report there ({exc.strerror or exc}): pick a writable path"
+            ) from None
+
+
+def settings(opts: Options) -> dict[str, Any]:
+    """The settings that narrow or judge a check, as the report records them."""
+    return {
+        "platforms": opts.platforms_text,
+        "elf_include": list(opts.elf_include),
+        "elf_exclude": list(opts.elf_exclude),
+        "max_slowdown": opts.max_slowdown,
+        "strict_platforms": opts.strict,
+        "strict_elf": opts.strict_elf,
+        "slowdown_probe": opts.probe,
+        "timeout_s": opts.timeout,
+        "engines": {str(p): host for p, host in opts.engines},
+    }

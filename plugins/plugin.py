@@ -25,12 +25,13 @@ from harness.labels import LABEL_SESSION
 from harness.platform import Platform
 from harness.reference import short_name
 from harness.registry import Registry
-from harness.report import KIND_TEST, Report
+from harness.report import KIND_TEST, Report, worst
 from harness.session import ImagePlan, Target
 
 from . import items as checks_
 from . import options
-from .junit import split_by_platform
+from .junit import add_failures, split_by_platform
+from .runinfo import RunRecorder, Signals, worker_output
 
 RECORD = "multiarch_record"
 TARGET_FIXTURE = "multiarch_target"
@@ -47,6 +48,9 @@ class State:
     _harness: Harness | None = None
     targets: dict[str, Target] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
+    #: Target key -> how many user tests this process's collection selected on it.
+    selected_tests: dict[str, int] = field(default_factory=dict)
+    signals: Signals = field(default_factory=Signals)
 
     @property
     def harness(self) -> Harness:
@@ -63,6 +67,7 @@ class State:
                 registry=Registry(insecure=self.opts.insecure),
                 timeout=self.opts.timeout,
                 engines=dict(self.opts.engines),
+                strict_elf=self.opts.strict_elf,
             )
         return self._harness
 
@@ -75,6 +80,7 @@ class State:
 
 STATE = pytest.StashKey[State]()
 REPORTER = pytest.StashKey["Reporter"]()
+RECORDER = pytest.StashKey[RunRecorder]()
 COMMAND_SECONDS = pytest.StashKey[float]()
 
 
@@ -95,6 +101,8 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     opts = options.resolve(config)
     workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
+    if workerinput is None:
+        options.check_writable(opts)
     if workerinput is not None:
         state = State(
             opts,
@@ -110,6 +118,9 @@ def pytest_configure(config: pytest.Config) -> None:
         config.stash[REPORTER] = reporter
         config.pluginmanager.register(reporter, "multiarch-reporter")
     config.stash[STATE] = state
+    state.signals.install()
+    recorder = config.stash[RECORDER] = RunRecorder(config, state.signals, lambda: options.settings(opts))
+    config.pluginmanager.register(recorder, "multiarch-run")
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(_XdistHooks(), "multiarch-xdist")
 
@@ -210,8 +221,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize(TARGET_FIXTURE, params, indirect=True)
 
 
-# First, so that -k and -m deselect the built-in check items like any others.
-@pytest.hookimpl(tryfirst=True)
+# Last, after -k and -m have deselected what they will: the built-in checks of every image
+# run whatever the selection, so a filtered run still audits and runs every platform.
+@pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
     state = state_of(config)
     refs = list(state.opts.images)
@@ -219,7 +231,10 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         for ref in _images_for(item, state) if TARGET_FIXTURE in getattr(item, "fixturenames", ()) else ():
             if ref not in refs:
                 refs.append(ref)
-    tested = {target.key for target in (_target_of(item, state) for item in items) if target is not None}
+    targets = [target for target in (_target_of(item, state) for item in items) if target is not None]
+    tested = {target.key for target in targets}
+    for target in targets:
+        state.selected_tests[target.key] = state.selected_tests.get(target.key, 0) + 1
     built: list[pytest.Item] = []
     for ref in refs:
         built.extend(checks_.for_image(session, state, ref, tested))
@@ -339,7 +354,7 @@ def pytest_runtest_makereport(
         detail = str(report.longrepr[2])
     if report.when == "setup":
         _junit_properties(item, target)
-    rec = checks_.base_record(target) | {
+    rec = checks_.base_record(target, state_of(item.config)) | {
         "kind": KIND_TEST,
         # The same test on every platform shares this name, which pairs them for slowdown.
         "name": item.nodeid.replace(str(target.platform), "*"),
@@ -373,6 +388,8 @@ class Reporter:
         self.state = state
         self.report = Report(max_slowdown=state.opts.max_slowdown)
         self.swept = 0
+        #: Outcome of each test that runs on no platform (plain tests beside the image's).
+        self.others: dict[str, str] = {}
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         if not self.state.opts.images:
@@ -392,10 +409,19 @@ class Reporter:
         rec = getattr(report, RECORD, None)
         if isinstance(rec, dict):
             self.report.add(rec)
+        elif not report.nodeid.startswith("multiarch:"):
+            outcome = "failed" if report.failed else report.outcome
+            self.others[report.nodeid] = worst(self.others.get(report.nodeid, "passed"), outcome)
+
+    @property
+    def _wanted(self) -> bool:
+        """Whether this run is about images at all: then it reports, even if cut short."""
+        return bool(self.state.opts.images or self.report.images)
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        if not self.report.images:
+        self.state.signals.finishing = True  # a second SIGTERM must not cut the cleanup short
+        if not self._wanted:
             return  # nothing ran on an engine: do not go looking for one
         harness = self.state.harness
         try:
@@ -409,6 +435,9 @@ class Reporter:
                 engine.remove_labelled({LABEL_SESSION: self.state.session_id})
         if session.exitstatus == pytest.ExitCode.OK and self.report.over_limit():
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        self.report.run = session.config.stash[RECORDER].info(session)
+        outcomes = list(self.others.values())
+        self.report.run.other_tests = {o: outcomes.count(o) for o in ("passed", "failed", "skipped")}
         if self.state.opts.json_path:
             self.report.write_json(self.state.opts.json_path)
         if self.state.opts.html_path:
@@ -423,7 +452,7 @@ class Reporter:
                     fh.write(markdown)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if not self.report.images:
+        if not self._wanted or terminalreporter.config.option.collectonly:
             return
         tr = terminalreporter
         tr.section("multiarch: per-platform results")
@@ -436,9 +465,22 @@ class Reporter:
         if self.swept:
             tr.write_line(f"removed {self.swept} containers left by earlier runs that crashed")
 
+    def last_words(self) -> str:
+        """A line for after pytest's own summary, when the run could run no container at all."""
+        plats = [p for i in self.report.images.values() for p in i.platforms.values()]
+        if not plats or any(p.mode in ("native", "emulated") for p in plats):
+            return ""
+        why = plats[0].mode_reason or "no platform could run here"
+        if self.report.engine == "unreachable":
+            why = f"no container engine answered ({why})"
+        return f"multiarch: no container ran on any platform: {why}"
+
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     state = state_of(session.config)
+    state.signals.finishing = True
+    if state.is_worker:
+        worker_output(session.config, session.config.stash[RECORDER].deselected)
     if state._harness is not None:
         state._harness.close()
 
@@ -448,6 +490,20 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     xmlpath = getattr(config.option, "xmlpath", None)
     if reporter is not None and xmlpath and reporter.report.images and os.path.exists(xmlpath):
         split_by_platform(xmlpath)  # pytest has written it by now (in pytest_sessionfinish)
+        add_failures(
+            xmlpath,
+            [
+                (plat.platform, f"multiarch:{image}::slowdown[{plat.platform}]", plat.limit_reason())
+                for image, plat in reporter.report.over_limit()
+            ],
+        )
     if reporter is not None:
+        words = reporter.last_words()
+        terminal = config.pluginmanager.get_plugin("terminalreporter")
+        if words and terminal is not None:
+            terminal.write_line(words, red=True, bold=True)
         config.pluginmanager.unregister(reporter)
         del config.stash[REPORTER]
+    state = config.stash.get(STATE, None)
+    if state is not None:
+        state.signals.restore()

@@ -66,3 +66,30 @@ def test_unreachable_registry_fails_the_image_not_the_run(pytester: pytest.Pytes
     result = pytester.runpytest_subprocess("--image", "127.0.0.1:9/nothing/here:1", "-p", "no:cacheprovider")
     result.assert_outcomes(failed=1, errors=1)
     result.stdout.fnmatch_lines(["*127.0.0.1:9/nothing/here:1*failed after*"])
+
+
+def test_a_report_path_that_cannot_be_written_is_a_usage_error_before_the_run(pytester: pytest.Pytester):
+    pytester.makepyfile("def test_x(): pass")
+    (pytester.path / "taken").write_text("a file, not a folder")
+    for flag in ("--multiarch-json", "--multiarch-html", "--multiarch-markdown"):
+        result = pytester.runpytest_subprocess(flag, "taken/report.out")
+        assert result.ret == pytest.ExitCode.USAGE_ERROR
+        result.stderr.fnmatch_lines([f"*{flag} taken/report.out: cannot write the report there*"])
+        assert "Traceback" not in result.stderr.str()
+
+
+def test_elf_globs_are_made_absolute(pytester: pytest.Pytester):
+    pytester.makeconftest(
+        """
+from pytest_multiarch.plugin import state_of
+
+def pytest_report_header(config):
+    opts = state_of(config).opts
+    return [f"globs {list(opts.elf_include)} {list(opts.elf_exclude)}"]
+"""
+    )
+    pytester.makepyfile("def test_x(): pass")
+    result = pytester.runpytest_subprocess(
+        "--elf-include", "usr/local/bin/*", "--elf-include", "/opt/*", "--elf-exclude", "*.ko"
+    )
+    result.stdout.fnmatch_lines(["globs ['/usr/local/bin/*', '/opt/*'] ['*.ko']"])

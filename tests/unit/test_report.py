@@ -230,3 +230,45 @@ def test_tests_that_passed_everywhere_take_one_line():
     lines = r.matrix().splitlines()
     assert "tests: all 2 passed on all 2 platforms" in lines
     assert not any(line.startswith("tests ") for line in lines)
+
+
+def test_an_unmeasurable_limit_fails_the_platform_with_the_reason():
+    r = Report("linux/amd64", max_slowdown=8)
+    r.add(check("linux/arm64", "uname", command_s=0.2))
+    plat = r.images[IMG].platforms["linux/arm64"]
+    assert r.over_limit() == [(IMG, plat)]
+    assert plat.reason() == (
+        "slowdown: not measured (no linux/amd64 in this run to compare with: add it to --platforms), "
+        "so --max-slowdown 8 is not met"
+    )
+    slowdown = r.to_json()["images"][0]["platforms"][0]["checks"]["slowdown"]
+    assert slowdown == {"outcome": "failed", "detail": plat.limit_reason()}
+
+
+def test_warnings_show_in_every_output(report):
+    warned = check("linux/amd64", "elf", detail="700 ELF files")
+    report.add(warned | {"warnings": ["/usr/lib32/libc.so.6 is 32-bit x86 compat code", "and 271 more"]})
+    amd64 = report.to_json()["images"][0]["platforms"][0]
+    assert amd64["checks"]["elf"]["warnings"][0] == "/usr/lib32/libc.so.6 is 32-bit x86 compat code"
+    matrix = report.matrix(width=80)
+    amd64_row = next(line for line in matrix.splitlines() if line.startswith("linux/amd64"))
+    assert amd64_row.split()[:4] == ["linux/amd64", "native", "ok", "warn"]
+    assert "  ~ warning: elf: /usr/lib32/libc.so.6 is 32-bit x86 compat code (+1 more)" in matrix
+    assert "- **samples/x:1.0 linux/amd64**: elf: and 271 more" in report.markdown()
+
+
+def test_an_incomplete_run_says_so_first():
+    r = Report("linux/amd64")
+    r.add(check("linux/amd64", "config"))
+    r.run.incomplete = ["terminated by SIGTERM", "3 of 9 selected test(s) did not run to their end"]
+    doc = r.to_json()
+    assert (doc["complete"], doc["incomplete"]) == (False, r.run.incomplete)
+    assert r.matrix(width=80).startswith("INCOMPLETE RUN: terminated by SIGTERM; 3 of 9 selected test(s)")
+    assert r.markdown().startswith("### Multi-architecture results: incomplete run\n\n**Incomplete run:**")
+
+
+def test_a_single_image_is_named_as_one():
+    r = Report("linux/amd64")
+    r.add({"image": IMG, "index_digest": "sha256:idx", "kind": KIND_COVERAGE, "is_index": False, "present": []})
+    r.add(check("linux/amd64", "config"))
+    assert "samples/x:1.0 @ sha256:idx (a single image, not a manifest list)" in r.matrix()
