@@ -216,7 +216,7 @@ def test_whiteout_removes_the_defect(run, unseen):
 def test_no_uname_is_skipped_with_the_reason(run, unseen):
     _, data = run
     got = outcome(data, unseen["no-uname"], "linux/arm64", "uname")
-    assert got == {"outcome": "skipped", "detail": "the image has no uname on its PATH"}
+    assert got == {"outcome": "skipped", "detail": "the image has no uname on its PATH", "skip": "no-uname"}
 
 
 def test_user_tests_ran_on_every_runnable_platform(run, unseen):

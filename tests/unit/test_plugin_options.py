@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 
@@ -93,3 +95,28 @@ def pytest_report_header(config):
         "--elf-include", "usr/local/bin/*", "--elf-include", "/opt/*", "--elf-exclude", "*.ko"
     )
     result.stdout.fnmatch_lines(["globs ['/usr/local/bin/*', '/opt/*'] ['*.ko']"])
+
+
+@pytest.mark.parametrize(
+    ("files", "args", "why"),
+    [
+        ({"test_a.py": "def test_x(container): pass", "test_b.py": "this is not python"}, (), "collection error"),
+        (
+            {"test_a.py": "def test_x(container): pass\ndef test_y(): assert 0\ndef test_z(): pass"},
+            ("-x",),
+            "stopped early",
+        ),
+        ({"test_a.py": "def test_x(container): pass\ndef test_y(): pass"}, ("-k", "test_x"), "deselected"),
+    ],
+    ids=["collection-error", "-x", "-k"],
+)
+def test_a_run_that_did_not_run_everything_writes_an_incomplete_report(pytester: pytest.Pytester, files, args, why):
+    # The image cannot be resolved (nothing listens on port 9): no engine is needed for this.
+    pytester.makepyfile(**{name.removesuffix(".py"): text for name, text in files.items()})
+    report = pytester.path / "r.json"
+    pytester.runpytest_subprocess(
+        "--image", "127.0.0.1:9/nothing/here:1", "-p", "no:cacheprovider", "--multiarch-json", str(report), *args
+    )
+    doc = json.loads(report.read_text())
+    assert doc["complete"] is False
+    assert any(why in reason for reason in doc["incomplete"]), doc["incomplete"]
