@@ -3,11 +3,13 @@
 #
 #   sample_images/build.sh [--force] [NAME ...]
 #
-# Every binary comes from Debian's busybox-static package for the target architecture
-# (no Docker Hub): the .debs are fetched with `apt-get download` and cached, so a later
-# run, or a partially failing `apt-get update`, does not need the network again. An image
-# whose inputs have not changed since its last push, and which the registry still has, is
-# not rebuilt.
+# NAME/Containerfile images are built with buildah; every binary in them comes from
+# Debian's busybox-static package for the target architecture (no Docker Hub): the .debs
+# are fetched with `apt-get download` and cached, so a later run, or a partially failing
+# `apt-get update`, does not need the network again. NAME/layers images (debian,
+# debian-defects) are Debian root filesystems made by mmdebstrap, see debian.sh for what
+# they hold and which defects. An image whose inputs have not changed since its last push,
+# and which the registry still has, is not rebuilt.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -32,14 +34,14 @@ while read -r plat arch; do
 done <"$here/platforms.txt"
 
 # --- the .debs --------------------------------------------------------------------------
-fetch_debs() {
+fetch_debs() { # package arch...: PACKAGE:ARCH for each ARCH into $debs, unless cached there
+  local pkg=$1 need=() arch; shift
   mkdir -p "$debs"
-  local need=() arch
-  for arch in $(printf '%s\n' "${debarch[@]}" | sort -u); do
-    compgen -G "$debs/busybox-static_*_${arch}.deb" >/dev/null || need+=("$arch")
+  for arch in $(printf '%s\n' "$@" | sort -u); do
+    compgen -G "$debs/${pkg}_*_${arch}.deb" >/dev/null || need+=("$arch")
   done
   [ ${#need[@]} -eq 0 ] && return 0
-  log "fetching busybox-static for: ${need[*]}"
+  log "fetching $pkg for: ${need[*]}"
   local native; native=$(dpkg --print-architecture)
   for arch in "${need[@]}"; do
     [ "$arch" = "$native" ] || dpkg --print-foreign-architectures | grep -qx "$arch" || sudo_ dpkg --add-architecture "$arch"
@@ -54,7 +56,7 @@ fetch_debs() {
       # apt drops privileges to _apt for downloads; a cache it cannot write into only
       # costs a warning, so download into a scratch dir it can and move the file.
       local tmp; tmp=$(mktemp -d); chmod 777 "$tmp"
-      if (cd "$tmp" && apt-get download -qq "busybox-static:$arch" >/dev/null 2>&1); then
+      if (cd "$tmp" && apt-get download -qq "$pkg:$arch" >/dev/null 2>&1); then
         mv "$tmp"/*.deb "$debs/"
       else
         left+=("$arch")
@@ -65,8 +67,10 @@ fetch_debs() {
     need=("${left[@]}")
     sleep $((try * 3))
   done
-  die "could not download busybox-static for ${need[*]} (apt-get download busybox-static:ARCH); check the Debian mirror in /etc/apt/sources.list*"
+  die "could not download $pkg for ${need[*]} (apt-get download $pkg:ARCH); check the Debian mirror in /etc/apt/sources.list*"
 }
+
+deb_for() { compgen -G "$debs/${1}_*_$2.deb" | sort | tail -n 1; } # package arch
 
 # --- the build context ----------------------------------------------------------------------
 # rootfs/<TARGETARCH><TARGETVARIANT>/ holds the right busybox for each platform, and
@@ -92,17 +96,15 @@ prepare_context() {
   local plat key
   for plat in "${!debarch[@]}"; do
     key=${plat#linux/}; key=${key//\//}            # linux/arm/v7 -> armv7
-    make_rootfs "$work/context/rootfs/$key" "$(deb_for "${debarch[$plat]}")"
+    make_rootfs "$work/context/rootfs/$key" "$(deb_for busybox-static "${debarch[$plat]}")"
   done
-  make_rootfs "$work/context/rootfs/arm" "$(deb_for armhf)"
+  make_rootfs "$work/context/rootfs/arm" "$(deb_for busybox-static armhf)"
   # The "vendor tarball" a careless Containerfile adds on every platform.
   local t; t=$(mktemp -d)
   cp "$work/context/rootfs/amd64/bin/busybox" "$t/tool"
   tar -C "$t" --owner=0 --group=0 -czf "$work/context/vendor/tool-linux-amd64.tar.gz" tool
   rm -rf "$t"
 }
-
-deb_for() { compgen -G "$debs/busybox-static_*_$1.deb" | sort | tail -n 1; }
 
 # --- building and pushing ----------------------------------------------------------------
 # buildah 1.28 writes variant v7 into the config of every FROM-scratch arm image, whatever
@@ -118,8 +120,12 @@ set_config_platform() { # image os/arch[/variant]
   buildah rm "$c" >/dev/null
 }
 
-inputs_hash() { # name
-  { cat "$here/build.sh" "$here/platforms.txt"; cat "$here/$1"/*; ls "$debs"; } | sha256sum | cut -c1-16
+# An image is rebuilt only when what it is made from changed (build.sh, platforms.txt, the
+# files of its directory, the extra files named, and what stdin says: cache keys, package
+# file names) or the registry no longer has it.
+inputs_hash() { # name [file...] <keys
+  local name=$1; shift
+  { cat "$here/build.sh" "$here/platforms.txt" "$here/$name"/* "$@"; cat; } | sha256sum | cut -c1-16
 }
 
 in_registry() { # repo tag
@@ -128,10 +134,16 @@ in_registry() { # repo tag
     "http://$registry/v2/$1/manifests/$2"
 }
 
+up_to_date() { # name hash
+  [ -z "$force" ] && [ "$(cat "$work/$1.stamp" 2>/dev/null)" = "$2" ] && in_registry "samples/$1" "$tag"
+}
+
+mark_built() { echo "$2" >"$work/$1.stamp"; } # name hash
+
 build_image() { # name
-  local name=$1 list="sample-$1" repo="samples/$1" stamp="$work/$1.stamp" h
-  h=$(inputs_hash "$name")
-  if [ -z "$force" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$h" ] && in_registry "$repo" "$tag"; then
+  local name=$1 list="sample-$1" repo="samples/$1" h
+  h=$( (cd "$debs" && ls busybox-static_*) | inputs_hash "$name")
+  if up_to_date "$name" "$h"; then
     log "$registry/$repo:$tag is up to date"
     return 0
   fi
@@ -160,14 +172,24 @@ build_image() { # name
   buildah manifest push --quiet --all --format "$fmt" --tls-verify=false "$list" "docker://$registry/$repo:$tag"
   buildah manifest rm "$list" >/dev/null 2>&1 || true
   buildah rmi "${built[@]}" >/dev/null 2>&1 || true
-  echo "$h" >"$stamp"
+  mark_built "$name" "$h"
 }
 
+. "$here/debian.sh"
+
 mkdir -p "$work"
-fetch_debs
+# shellcheck disable=SC2046
+fetch_debs busybox-static $(printf '%s\n' "${debarch[@]}")
 names=("$@")
-[ ${#names[@]} -gt 0 ] || for d in "$here"/*/; do [ -f "$d/Containerfile" ] && names+=("$(basename "$d")"); done
+[ ${#names[@]} -gt 0 ] || for d in "$here"/*/; do
+  [ -f "$d/Containerfile" ] || [ -f "$d/layers" ] && names+=("$(basename "$d")")
+done
 for n in "${names[@]}"; do
-  [ -f "$here/$n/Containerfile" ] || die "no sample image '$n' (expected $here/$n/Containerfile)"
-  build_image "$n"
+  if [ -f "$here/$n/Containerfile" ]; then
+    build_image "$n"
+  elif [ -f "$here/$n/layers" ]; then
+    build_debian_image "$n"
+  else
+    die "no sample image '$n' (expected $here/$n/Containerfile or $here/$n/layers)"
+  fi
 done
