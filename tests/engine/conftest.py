@@ -26,6 +26,13 @@ RELEASE_PLATFORMS = [
     for line in (TOP / "sample_images" / "platforms.txt").read_text().splitlines()
     if line.strip() and not line.startswith("#")
 ]
+DEBIAN_SAMPLES = ("debian", "debian-defects")
+DEBIAN_PLATFORMS = [
+    word
+    for line in (TOP / "sample_images" / "debian" / "platforms").read_text().splitlines()
+    if not line.startswith("#")
+    for word in line.split()
+]
 
 
 def _unavailable(why: str) -> None:
@@ -56,10 +63,9 @@ def registry(engine: docker.DockerClient) -> str:
     return REGISTRY
 
 
-@pytest.fixture(scope="session")
-def samples(registry: str) -> dict[str, str]:
-    refs = {name: f"{registry}/samples/{name}:1.0" for name in SAMPLES}
-    for name in SAMPLES:
+def _sample_refs(registry: str, names: tuple[str, ...]) -> dict[str, str]:
+    refs = {name: f"{registry}/samples/{name}:1.0" for name in names}
+    for name in names:
         got = requests.head(
             f"http://{registry}/v2/samples/{name}/manifests/1.0",
             headers={
@@ -71,6 +77,17 @@ def samples(registry: str) -> dict[str, str]:
         if got.status_code != 200:
             _unavailable(f"sample image {refs[name]} is not in the registry (run sample_images/build.sh)")
     return refs
+
+
+@pytest.fixture(scope="session")
+def samples(registry: str) -> dict[str, str]:
+    return _sample_refs(registry, SAMPLES)
+
+
+@pytest.fixture(scope="session")
+def debian_samples(registry: str) -> dict[str, str]:
+    """The Debian root filesystem samples, on their own six platforms (DEBIAN_PLATFORMS)."""
+    return _sample_refs(registry, DEBIAN_SAMPLES)
 
 
 def reap(proc: subprocess.Popen) -> None:
