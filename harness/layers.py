@@ -12,6 +12,8 @@ host.
 
 from __future__ import annotations
 
+import bisect
+import contextlib
 import gzip
 import itertools
 import json
@@ -42,7 +44,7 @@ CHUNK = 1 << 20
 #: buffered in a temporary file, so memory stays bounded whatever the image holds.
 SPOOL_IN_MEMORY = 16 << 20
 #: Bump when what an index records changes: old cache entries are then ignored.
-INDEX_FORMAT = 2
+INDEX_FORMAT = 3
 
 
 class LayerError(ValueError):
@@ -230,53 +232,110 @@ def _read_file(tar: tarfile.TarFile, m: tarfile.TarInfo, path: str, spool_dir: s
     fh = tar.extractfile(m)
     if fh is None:
         return Node("file", size=m.size)
-    head = bytearray(fh.read(elf.HEAD_BYTES))
+    head = fh.read(elf.HEAD_BYTES)
     if head[:4] != elf.ELF_MAGIC:
         return Node("file", size=m.size)  # tarfile skips the rest without our reading it
     try:
-        need = elf.needed_bytes(bytes(head), path)
-        whole: Any = None
-        if need == -1:  # ARM: the attributes section may be anywhere up to the end
-            whole = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY, dir=spool_dir)  # noqa: SIM115
-            whole.write(head)
-        go_info = _scan(fh, head, need, whole)
-        if need > len(head):
-            raise elf.ELFError(f"{path}: file ends before its program headers ({m.size} bytes)")
-        if whole is not None:
-            whole.seek(0)
-        try:
-            return Node("file", elf=elf.parse(bytes(head), path, whole=whole, go_info=go_info), size=m.size)
-        finally:
+        reads = elf.reads_needed(head, path)
+        with _Spool(spool_dir) if reads.whole else contextlib.nullcontext() as whole:
             if whole is not None:
-                whole.close()
+                whole.write(head)
+            ranges, go_info = _scan(fh, head, reads, whole)
+            info = elf.parse(head, path, whole=whole, go_info=go_info, ranges=ranges)
+        return Node("file", elf=info, size=m.size)
     except elf.ELFError as exc:
         return Node("file", elf_error=str(exc), size=m.size)
 
 
-def _scan(fh: IO[bytes], head: bytearray, need: int, whole: Any) -> bytes | None:
-    """Read the rest of the file in chunks: extend ``head`` to ``need`` bytes, copy into
-    ``whole``, and return the Go build info if its magic turns up."""
+class _Spool:
+    """A seekable copy of one file as it streams by, for :func:`elf.parse`: the chunks as
+    they were read (no copy) up to :data:`SPOOL_IN_MEMORY`, then a temporary file."""
+
+    def __init__(self, spool_dir: str | None) -> None:
+        self.spool_dir = spool_dir
+        self.chunks: list[bytes] = []
+        self.starts: list[int] = []
+        self.size = 0
+        self.pos = 0
+        self.file: IO[bytes] | None = None
+
+    def write(self, data: bytes) -> None:
+        if self.file is None and self.size + len(data) > SPOOL_IN_MEMORY:
+            self.file = tempfile.TemporaryFile(dir=self.spool_dir)  # noqa: SIM115 - closed by close()
+            for chunk in self.chunks:
+                self.file.write(chunk)
+            self.chunks.clear()
+            self.starts.clear()
+        if self.file is not None:
+            self.file.write(data)
+        else:
+            self.starts.append(self.size)
+            self.chunks.append(data)
+        self.size += len(data)
+
+    def seek(self, pos: int) -> int:
+        self.pos = pos
+        return pos
+
+    def read(self, n: int) -> bytes:
+        start, end = self.pos, min(self.pos + n, self.size)
+        if end <= start:
+            return b""
+        self.pos = end
+        if self.file is not None:
+            self.file.seek(start)
+            return self.file.read(end - start)
+        i = bisect.bisect_right(self.starts, start) - 1
+        out = []
+        while start < end:
+            chunk, at = self.chunks[i], self.starts[i]
+            out.append(chunk[start - at : end - at])
+            start = at + len(chunk)
+            i += 1
+        return out[0] if len(out) == 1 else b"".join(out)
+
+    def close(self) -> None:
+        self.chunks.clear()
+        if self.file is not None:
+            self.file.close()
+
+    def __enter__(self) -> _Spool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _scan(fh: IO[bytes], head: bytes, reads: elf.Reads, whole: _Spool | None) -> tuple[dict[int, bytes], bytes | None]:
+    """Read the rest of the file in chunks, as far as needed: copy it into ``whole``, keep
+    the ``reads.ranges`` that lie past the head, and return those and the Go build info if
+    its magic turns up. Nothing else is kept."""
     magic = elf.GO_BUILDINFO_MAGIC
     at = head.find(magic)
     go = bytearray(head[at:]) if at >= 0 else None
     # Go's linker puts its build ID note right after the headers; without it there is no
     # build info to look for, and the rest of the file need not pass through Python.
     want_go = go is not None or elf.GO_NOTE in head
-    tail = bytes(head[-(len(magic) - 1) :])
-    extra = bytearray()
+    tail = head[-(len(magic) - 1) :]
+    sizes = dict(reads.ranges)
+    pending = {off: bytearray(head[off : off + size]) for off, size in sizes.items()}
+    kept: dict[int, bytes] = {}
+    pos = len(head)
     while (
-        whole is not None
-        or need > len(head) + len(extra)
-        or (want_go and go is None)
-        or (go is not None and len(go) < elf.GO_BUILDINFO_SPAN)
+        whole is not None or pending or (want_go and go is None) or (go is not None and len(go) < elf.GO_BUILDINFO_SPAN)
     ):
         chunk = fh.read(CHUNK)
         if not chunk:
             break
+        end = pos + len(chunk)
         if whole is not None:
             whole.write(chunk)
-        if need > len(head) + len(extra):
-            extra += chunk[: need - len(head) - len(extra)]
+        for off, buf in list(pending.items()):
+            lo, hi = max(off + len(buf), pos), min(off + sizes[off], end)
+            if lo < hi:
+                buf += chunk[lo - pos : hi - pos]
+            if len(buf) == sizes[off]:
+                kept[off] = bytes(pending.pop(off))
         if go is None:
             window = tail + chunk
             at = window.find(magic)
@@ -285,8 +344,8 @@ def _scan(fh: IO[bytes], head: bytearray, need: int, whole: Any) -> bytes | None
             tail = window[-(len(magic) - 1) :]
         elif len(go) < elf.GO_BUILDINFO_SPAN:
             go += chunk[: elf.GO_BUILDINFO_SPAN - len(go)]
-    head += extra
-    return bytes(go[: elf.GO_BUILDINFO_SPAN]) if go is not None else None
+        pos = end
+    return kept, bytes(go[: elf.GO_BUILDINFO_SPAN]) if go is not None else None
 
 
 # --- the cache ------------------------------------------------------------------------------

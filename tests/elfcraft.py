@@ -23,6 +23,14 @@ def arm_attributes(cpu_arch: int, prefix: bytes = b"") -> bytes:
     return b"A" + struct.pack("<I", 4 + len(sub)) + sub
 
 
+DT_SONAME = 14
+DT_FLAGS_1 = 0x6FFFFFFB
+DF_1_PIE = 0x08000000
+#: Dynamic sections of the three kinds of ET_DYN file (see harness.elf.is_library).
+PIE = ((DT_FLAGS_1, DF_1_PIE),)
+SONAME = ((DT_SONAME, 1),)
+
+
 def make_elf(
     *,
     elf_class: int = 64,
@@ -34,28 +42,57 @@ def make_elf(
     interp: str | None = None,
     arm_cpu_arch: int | None = None,
     padding: int = 0,
+    lead: int = 0,
+    dynamic: tuple[tuple[int, int], ...] | None = None,
+    late_phdrs: bool = False,
 ) -> bytes:
+    """An ELF file: header, program headers (PT_INTERP for ``interp``, PT_DYNAMIC for
+    ``dynamic``'s (tag, value) entries), then ``lead`` zero bytes before the loader path,
+    ``padding`` zero bytes after the dynamic section, the ARM attributes and the section
+    table. ``late_phdrs`` puts the program headers after everything else, before the
+    section headers, as patchelf leaves some files."""
     e = ">" if big_endian else "<"
     is64 = elf_class == 64
     ehsize, phentsize, shentsize = (64, 56, 64) if is64 else (52, 32, 40)
-    phnum = 1 if interp else 0
+    phnum = (1 if interp else 0) + (1 if dynamic is not None else 0)
+    start = ehsize + (0 if late_phdrs else phnum * phentsize)
     body = bytearray()
-    off = ehsize + phnum * phentsize
-    interp_off = off
-    interp_bytes = (interp.encode() + b"\0") if interp else b""
-    body += interp_bytes
+    segments: list[tuple[int, int, int]] = []  # p_type, offset, size
+    body += b"\0" * lead
+    if interp:
+        interp_bytes = interp.encode() + b"\0"
+        segments.append((3, start + len(body), len(interp_bytes)))
+        body += interp_bytes
+    if dynamic is not None:
+        while (start + len(body)) % 8:
+            body += b"\0"
+        fmt = f"{e}qQ" if is64 else f"{e}iI"
+        raw = b"".join(struct.pack(fmt, tag, value) for tag, value in (*dynamic, (0, 0)))
+        segments.append((2, start + len(body), len(raw)))
+        body += raw
     body += b"\0" * padding
     sections: list[tuple[bytes, int, int, int]] = []  # name, type, offset, size
     if arm_cpu_arch is not None:
         data = arm_attributes(arm_cpu_arch)
-        sections.append((b".ARM.attributes", 0x70000003, off + len(body), len(data)))
+        sections.append((b".ARM.attributes", 0x70000003, start + len(body), len(data)))
         body += data
     names = b"\0" + b"".join(n + b"\0" for n, *_ in sections) + b".shstrtab\0"
-    sections.append((b".shstrtab", 3, off + len(body), len(names)))
+    sections.append((b".shstrtab", 3, start + len(body), len(names)))
     body += names
-    while (off + len(body)) % 8:
+    while (start + len(body)) % 8:
         body += b"\0"
-    shoff = off + len(body)
+    phdrs = b""
+    for p_type, off, size in segments:
+        if is64:
+            phdrs += struct.pack(f"{e}IIQQQQQQ", p_type, 4, off, 0, 0, size, size, 1)
+        else:
+            phdrs += struct.pack(f"{e}IIIIIIII", p_type, off, 0, 0, size, size, 4, 1)
+    phoff = ehsize if phnum else 0
+    if late_phdrs:
+        phoff = start + len(body)
+        body += phdrs
+        phdrs = b""
+    shoff = start + len(body)
     ident = b"\x7fELF" + bytes([2 if is64 else 1, 2 if big_endian else 1, 1, osabi]) + b"\0" * 8
     addr = "Q" if is64 else "I"
     header = ident + struct.pack(
@@ -64,7 +101,7 @@ def make_elf(
         machine,
         1,
         0,
-        ehsize if phnum else 0,
+        phoff,
         shoff,
         flags,
         ehsize,
@@ -74,12 +111,6 @@ def make_elf(
         len(sections) + 1,
         len(sections),
     )
-    phdrs = b""
-    if interp:
-        if is64:
-            phdrs = struct.pack(f"{e}IIQQQQQQ", 3, 4, interp_off, 0, 0, len(interp_bytes), len(interp_bytes), 1)
-        else:
-            phdrs = struct.pack(f"{e}IIIIIIII", 3, interp_off, 0, 0, len(interp_bytes), len(interp_bytes), 4, 1)
     shdrs = b"\0" * shentsize
     for name, sh_type, sh_off, size in sections:
         idx = names.index(name + b"\0")
