@@ -7,9 +7,10 @@ what was found, and where.
 from __future__ import annotations
 
 import fnmatch
+import posixpath
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .arch import ARM_CPU_ARCH, ARM_MAX_CPU_ARCH, expected_uname, spec_for
 from .elf import ELFInfo
@@ -21,6 +22,12 @@ PASSED = "passed"
 FAILED = "failed"
 SKIPPED = "skipped"
 CHECKS = ("config", "elf", "uname")
+#: The only reasons a built-in check may be skipped on a platform that the gate lets pass:
+#: the image has nothing for the check to look at. Anything else (a platform that could
+#: not run, say) is a check that did not run.
+NO_ELF_FILES = "no-elf-files"
+NO_UNAME = "no-uname"
+SKIP_ALLOWED: dict[str, tuple[str, ...]] = {"elf": (NO_ELF_FILES,), "uname": (NO_UNAME,)}
 #: How many offending paths a detail names before it summarises the rest.
 MAX_LISTED = 8
 
@@ -33,9 +40,16 @@ class CheckResult:
     command_s: float | None = None
     #: Timed commands (the slowdown probe): name -> seconds.
     samples: dict[str, float] | None = None
+    #: Findings that do not fail the check, each a sentence naming the path.
+    warnings: tuple[str, ...] = ()
+    #: Why a skipped check was skipped, when it is one of SKIP_ALLOWED's reasons.
+    skip: str = ""
 
-    def to_json(self) -> dict[str, str]:
-        return {"outcome": self.outcome, "detail": self.detail}
+    def to_json(self) -> dict[str, object]:
+        out: dict[str, object] = {"outcome": self.outcome, "detail": self.detail}
+        if self.warnings:
+            out["warnings"] = list(self.warnings)
+        return out
 
 
 def brief(reason: str) -> str:
@@ -85,49 +99,141 @@ def _selected(path: str, include: Sequence[str], exclude: Sequence[str]) -> bool
     return not any(fnmatch.fnmatchcase(path, pat) for pat in exclude)
 
 
+@dataclass(frozen=True)
+class _Compat:
+    """32-bit code that a 64-bit platform's CPUs run too: a warning, not an error."""
+
+    identity: tuple[int, bool, int]  # ELF class, big endian, machine
+    #: The platform the code is for: its own rules (loader, ABI, Go) still apply.
+    own: Platform
+    kind: str
+    why: str
+
+
+_COMPAT = {
+    "amd64": _Compat((32, False, 3), Platform("linux", "386"), "32-bit x86 compat code", "which every x86-64 CPU runs"),
+    "arm64": _Compat(
+        (32, False, 40),
+        Platform("linux", "arm", "v7"),
+        "32-bit ARM compat code",
+        "which needs AArch32: Apple M-series and newer Neoverse CPUs lack it",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class ELFWarning:
+    """A finding that passes the check (and fails it under ``strict``)."""
+
+    path: str
+    #: Findings of one group read as one sentence: compat code of one identity, or shared
+    #: libraries of one ARM level.
+    group: tuple[str, ...]
+    #: What the file is, after "PATH is ": ``ELF32 LSB Intel 80386: 32-bit x86 compat ...``
+    what: str
+    #: The same of several files, after "N files under DIR are ".
+    plural: str
+    #: The noun of the count, when several are summed up: "files", "shared libraries".
+    noun: str = "files"
+
+
+@dataclass
+class ELFFindings:
+    """What the audit of one platform found."""
+
+    count: int = 0
+    #: A sentence for each problem, naming the path.
+    errors: list[str] = field(default_factory=list)
+    #: The files with a problem.
+    failing: set[str] = field(default_factory=set)
+    warnings: list[ELFWarning] = field(default_factory=list)
+    #: How many files are another architecture's code that the platform runs (compat code).
+    compat: int = 0
+
+
 def elf_findings(
     platform: Platform, fs: Filesystem, include: Sequence[str] = (), exclude: Sequence[str] = ()
-) -> tuple[int, list[str]]:
-    """How many ELF files were checked, and a sentence for each problem found.
+) -> ELFFindings:
+    """What the ELF files of ``fs`` (within ``include``/``exclude``) are, against ``platform``.
 
     ``include`` restricts the audit to paths matching any of its globs; ``exclude`` leaves
     out known exceptions (firmware for another CPU, say).
     """
     spec = spec_for(platform)
     assert spec is not None
-    problems: list[str] = []
+    found = ELFFindings()
+    compat = _COMPAT.get(platform.architecture)
     files = [(p, n) for p, n in fs.elf_files() if _selected(p, include, exclude)]
+    found.count = len(files)
     for path, node in files:
+        errors: list[str] = []
         if node.elf_error:
-            problems.append(f"{path}: {node.elf_error.removeprefix(path + ': ')}")
-            continue
-        info = node.elf
-        assert info is not None
-        if (info.elf_class, info.big_endian, info.machine) != (spec.elf_class, spec.big_endian, spec.machine):
-            problems.append(f"{path} is {info.description}, expected {spec.description}")
-            continue
-        problems.extend(_abi_problems(path, info, platform, fs))
-    return len(files), problems
+            errors.append(f"{path}: {node.elf_error.removeprefix(path + ': ')}")
+        else:
+            info = node.elf
+            assert info is not None
+            identity = (info.elf_class, info.big_endian, info.machine)
+            if identity == (spec.elf_class, spec.big_endian, spec.machine):
+                errors.extend(_abi_problems(path, info, platform, fs, found))
+            elif compat is not None and identity == compat.identity and _runs_as_compat(info):
+                found.compat += 1
+                what = f"{_identity(info)}: {compat.kind}, {compat.why}"
+                found.warnings.append(ELFWarning(path, (compat.kind, _identity(info)), what, what))
+                # Its own architecture's rules, but not its ARM level: AArch32 runs them all.
+                errors.extend(_abi_problems(path, info, compat.own, fs, found, arm_level=False))
+            else:
+                errors.append(f"{path} is {info.description}, expected {spec.description}")
+        found.errors.extend(errors)
+        if errors:
+            found.failing.add(path)
+    return found
 
 
-def _abi_problems(path: str, info: ELFInfo, platform: Platform, fs: Filesystem) -> list[str]:
+def _runs_as_compat(info: ELFInfo) -> bool:
+    """32-bit ARM code runs on AArch32 only as EABI5 (arm64 kernels have no OABI)."""
+    return info.machine != 40 or info.flags >> 24 == 5
+
+
+def _identity(info: ELFInfo) -> str:
+    """``ELF32 LSB Intel 80386``, ``ELF32 LSB ARM EABI5 hard-float``."""
+    plain = _MACHINE.sub("", info.identity)
+    return f"{plain} {_abi(40, info.flags)}" if info.machine == 40 else plain
+
+
+def _abi_problems(
+    path: str, info: ELFInfo, platform: Platform, fs: Filesystem, found: ELFFindings, *, arm_level: bool = True
+) -> list[str]:
     out: list[str] = []
     machine = info.machine
     if platform.architecture == "arm":
         max_arm = ARM_MAX_CPU_ARCH.get(platform.variant or "")
-        if max_arm is not None and info.arm_cpu_arch is not None and info.arm_cpu_arch > max_arm:
-            need = ARM_CPU_ARCH.get(info.arm_cpu_arch, f"Tag_CPU_arch {info.arm_cpu_arch}")
-            out.append(
-                f"{path} needs {need} (Tag_CPU_arch {info.arm_cpu_arch}); "
-                f"{platform} CPUs run at most {ARM_CPU_ARCH[max_arm]}"
-            )
+        if arm_level and max_arm is not None and info.arm_cpu_arch is not None and info.arm_cpu_arch > max_arm:
+            level = info.arm_cpu_arch
+            need = f"{ARM_CPU_ARCH.get(level, f'Tag_CPU_arch {level}')} (Tag_CPU_arch {level})"
+            most = f"{platform} CPUs run at most {ARM_CPU_ARCH[max_arm]}"
+            if info.library:
+                # Libraries often carry code of a newer level that they run only after asking
+                # the CPU (libgcrypt's ARMv8 crypto on Debian armhf), and the tests on the
+                # platform's own CPU tell whether they do; an executable is taken at its word.
+                tail = "but libraries often choose such code at run time, after checking the CPU"
+                found.warnings.append(
+                    ELFWarning(
+                        path,
+                        ("arm-library", str(level)),
+                        f"a shared library marked {need}; {most}, {tail}",
+                        f"marked {need}; {most}, {tail}",
+                        "shared libraries",
+                    )
+                )
+            else:
+                out.append(f"{path} needs {need}; {most}")
         if info.flags >> 24 == 0 and info.go is None:
             out.append(f"{path} uses the old ARM ABI (OABI), which Linux kernels no longer run")
     if platform.architecture == "ppc64le" and info.flags & 3 == 1:
         out.append(f"{path} uses the ELFv1 ABI; ppc64le needs ELFv2")
     if platform.architecture in ("mips64le", "mips64") and info.flags & 0xF0000000 in (0x90000000, 0xA0000000):
         out.append(f"{path} needs a MIPS release 6 CPU; {platform} is MIPS64 release 2")
-    out.extend(_go_problems(path, info, platform))
+    out.extend(_go_problems(path, info, platform, arm_level))
     if info.interp:
         loader = fs.lookup(info.interp)
         if loader is None:
@@ -142,7 +248,7 @@ def _abi_problems(path: str, info: ELFInfo, platform: Platform, fs: Filesystem) 
     return out
 
 
-def _go_problems(path: str, info: ELFInfo, platform: Platform) -> list[str]:
+def _go_problems(path: str, info: ELFInfo, platform: Platform, level_matters: bool = True) -> list[str]:
     go = info.go_settings
     if not go:
         return []
@@ -152,7 +258,7 @@ def _go_problems(path: str, info: ELFInfo, platform: Platform) -> list[str]:
         out.append(f"{path} is a Go binary built with GOARCH={goarch}, not {platform.architecture}")
     level_key = _GO_LEVEL.get(platform.architecture)
     level = go.get(level_key or "")
-    if level_key and level:
+    if level_matters and level_key and level:
         want = (platform.variant or ("v7" if platform.architecture == "arm" else "v1")).lstrip("v")
         have = level.split(",")[0].lstrip("v")
         if have.isdigit() and want.isdigit() and int(have) > int(want):
@@ -160,24 +266,97 @@ def _go_problems(path: str, info: ELFInfo, platform: Platform) -> list[str]:
     return out
 
 
+def warning_sentences(warnings: Sequence[ELFWarning]) -> list[str]:
+    """One sentence per group of warnings and directory: ``272 files under /usr/lib32 are
+    ELF32 LSB Intel 80386: ...``, or ``/usr/lib32/libc.so.6 is ...`` for a file alone; at
+    most :data:`MAX_LISTED`, then how many more."""
+    groups: dict[tuple[str, ...], list[ELFWarning]] = {}
+    for w in warnings:
+        groups.setdefault(w.group, []).append(w)
+    # Within a group, a directory takes in the files of the directories under it.
+    found: list[tuple[str, str, list[ELFWarning]]] = []  # first path, directory, warnings
+    for members in groups.values():
+        roots: list[str] = []
+        for parent in sorted({posixpath.dirname(w.path) for w in members}):
+            if not any(_under(parent, root) for root in roots):
+                roots.append(parent)
+        by_root: dict[str, list[ELFWarning]] = {}
+        for w in sorted(members, key=lambda w: w.path):
+            parent = posixpath.dirname(w.path)
+            by_root.setdefault(next(r for r in roots if _under(parent, r)), []).append(w)
+        found.extend((ws[0].path, root, ws) for root, ws in by_root.items())
+    out = []
+    for _, root, ws in sorted(found, key=lambda f: f[0]):
+        w = ws[0]
+        out.append(f"{w.path} is {w.what}" if len(ws) == 1 else f"{len(ws)} {w.noun} under {root} are {w.plural}")
+    if len(out) > MAX_LISTED:
+        rest = sum(len(ws) for _, _, ws in sorted(found, key=lambda f: f[0])[MAX_LISTED - 1 :])
+        out[MAX_LISTED - 1 :] = [f"and {len(out) - MAX_LISTED + 1} more such findings, of {rest} files"]
+    return out
+
+
+def _under(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip("/") + "/")
+
+
 def check_elf(
-    platform: Platform, fs: Filesystem, include: Sequence[str] = (), exclude: Sequence[str] = ()
+    platform: Platform,
+    fs: Filesystem,
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    *,
+    strict: bool = False,
 ) -> CheckResult:
-    if spec_for(platform) is None:
+    """The ``elf`` check. Problems fail it; warnings (32-bit compat code, shared libraries
+    above the ARM variant) pass it and are listed in the result's ``warnings``, or fail it
+    too with ``strict``."""
+    spec = spec_for(platform)
+    if spec is None:
         return CheckResult(SKIPPED, f"no ELF rules for {platform}")
-    count, problems = elf_findings(platform, fs, include, exclude)
-    if count == 0:
-        return CheckResult(SKIPPED, "no ELF files in the image")
-    if problems:
-        shown = problems[:MAX_LISTED]
-        more = len(problems) - len(shown)
+    found = elf_findings(platform, fs, include, exclude)
+    if found.count == 0:
+        return CheckResult(SKIPPED, "no ELF files in the image", skip=NO_ELF_FILES)
+    warned = {w.path for w in found.warnings}
+    sentences = warning_sentences(found.warnings)
+    if strict and warned:
+        listed = found.errors + sentences
+        more = len(listed) - MAX_LISTED
+        tail = f"; and {more} more" if more > 0 else ""
+        return CheckResult(
+            FAILED,
+            f"{len(found.failing | warned)} of {found.count} ELF files do not fit {platform}: "
+            + "; ".join(listed[:MAX_LISTED])
+            + tail
+            + " (warnings fail the check under --strict-elf)",
+        )
+    note = f"; {_files(len(warned))} {'passes' if len(warned) == 1 else 'pass'} with a warning" if warned else ""
+    if found.errors:
+        shown = found.errors[:MAX_LISTED]
+        more = len(found.errors) - len(shown)
         tail = f"; and {more} more" if more else ""
         return CheckResult(
-            FAILED, f"{len(problems)} of {count} ELF files do not fit {platform}: " + "; ".join(shown) + tail
+            FAILED,
+            f"{len(found.failing)} of {found.count} ELF files do not fit {platform}: " + "; ".join(shown) + tail + note,
+            warnings=tuple(sentences),
         )
-    what = _arm_levels(fs) if platform.architecture == "arm" else ""
-    files = "1 ELF file" if count == 1 else f"{count} ELF files, all"
-    return CheckResult(PASSED, f"{files} {spec_for(platform).description}{what}")  # type: ignore[union-attr]
+    what = spec.description + (_arm_levels(fs) if platform.architecture == "arm" else "")
+    if found.compat == found.count:
+        files = f"{_elf_files(found.count)}, all 32-bit compat code"
+    elif found.compat:
+        files = f"{found.count} ELF files: {found.count - found.compat} {what}, {found.compat} 32-bit compat code"
+    elif found.count == 1:
+        files = f"1 ELF file {what}"
+    else:
+        files = f"{found.count} ELF files, all {what}"
+    return CheckResult(PASSED, files + note, warnings=tuple(sentences))
+
+
+def _elf_files(n: int) -> str:
+    return "1 ELF file" if n == 1 else f"{n} ELF files"
+
+
+def _files(n: int) -> str:
+    return "1 file" if n == 1 else f"{n} files"
 
 
 def _arm_levels(fs: Filesystem) -> str:

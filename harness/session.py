@@ -27,7 +27,7 @@ from .labels import HOSTNAME, LABEL, LABEL_DIGEST, LABEL_HOST, LABEL_IMAGE, LABE
 from .layers import Filesystem
 from .manifest import ImageConfig
 from .platform import Platform, parse_list, sort_key
-from .registry import Registry, credentials
+from .registry import Registry, RegistryError, credentials
 from .sources import Source, open_source
 
 if TYPE_CHECKING:
@@ -104,6 +104,7 @@ class Harness:
         scratch_registry: str | None = None,
         timeout: float = 120.0,
         engines: dict[Platform, str] | None = None,
+        strict_elf: bool = False,
     ) -> None:
         self.requested = parse_list(platforms) if isinstance(platforms, str) else platforms
         self.registry = registry or Registry()
@@ -117,6 +118,8 @@ class Harness:
         self.pins = dict(pins or {})
         self.elf_include = tuple(elf_include)
         self.elf_exclude = tuple(elf_exclude)
+        #: Warnings of the elf check (32-bit compat code, libraries above the ARM variant) fail it.
+        self.strict_elf = strict_elf
         self.scratch_registry = scratch_registry or os.environ.get("MULTIARCH_SCRATCH_REGISTRY") or "127.0.0.1:5000"
         self._sources: dict[str, Source] = {}
         #: Plans made elsewhere (the xdist controller's, handed to its workers) are used as
@@ -225,7 +228,9 @@ class Harness:
         wanted = set(self.requested) if self.requested is not None else None
         source = self.source(image)
         return {
-            platform: checks.check_elf(platform, source.filesystem(digest), self.elf_include, self.elf_exclude)
+            platform: checks.check_elf(
+                platform, source.filesystem(digest), self.elf_include, self.elf_exclude, strict=self.strict_elf
+            )
             for platform, digest in resolved.entries
             if wanted is None or platform in wanted
         }
@@ -235,7 +240,9 @@ class Harness:
         return checks.check_config(target.platform, self.config(target))
 
     def check_elf(self, target: Target) -> CheckResult:
-        return checks.check_elf(target.platform, self.filesystem(target), self.elf_include, self.elf_exclude)
+        return checks.check_elf(
+            target.platform, self.filesystem(target), self.elf_include, self.elf_exclude, strict=self.strict_elf
+        )
 
     def check_uname(self, target: Target) -> CheckResult:
         if not target.mode.runnable:
@@ -243,7 +250,7 @@ class Harness:
         fs = self.filesystem(target)
         uname = fs.which("uname", self.config(target).path_dirs)
         if uname is None:
-            return CheckResult(checks.SKIPPED, "the image has no uname on its PATH")
+            return CheckResult(checks.SKIPPED, "the image has no uname on its PATH", skip=checks.NO_UNAME)
         from .container import CommandTimeout, ContainerGone
 
         try:
@@ -379,7 +386,12 @@ class Harness:
         if not target.mode.runnable:
             raise EngineError(f"cannot run {target.platform} here: {target.mode.reason}")
         with self._lock:
-            pinned = self.pinned(target)
+            try:
+                pinned = self.pinned(target)
+            except RegistryError as exc:
+                # Kept, so the other tests of this platform fail at once with the same reason.
+                self._start_errors[target.key] = EngineError(str(exc))
+                raise self._start_errors[target.key] from None
             registry_host = pinned.split("/", 1)[0] if "/" in pinned else ""
             engine = self.engine_for(target.platform)
             try:
