@@ -68,9 +68,12 @@ class ArchSpec:
     uname: str  # on its own hardware
     uname_qemu: str  # under qemu-user with the CPU the harness picks (qemu_cpu)
     binfmt: str  # the qemu-user binfmt_misc handler that runs it
-    #: The CPU QEMU emulates for this platform (QEMU_CPU). QEMU's default ARM CPU runs
-    #: ARMv7 code, so an arm/v6 image carrying v7 code would pass there and die on a
-    #: Raspberry Pi Zero; with a CPU of the platform's own level it dies here too.
+    #: The CPU QEMU emulates for this platform (QEMU_CPU). QEMU's default ARM CPU ("max")
+    #: runs ARMv8's AArch32 code, crypto instructions included, so an arm/v6 image carrying
+    #: v7 code would pass there and die on a Raspberry Pi Zero, and ARMv8 code would pass in
+    #: arm/v7 and die on an ARMv7 board; with a CPU of the platform's own level it dies here
+    #: too. arm/v7 gets a Cortex-A15 (ARMv7-A, VFPv4, NEON, Thumb-2): everything Debian's
+    #: armhf baseline (ARMv7, VFPv3-D16, Thumb-2) assumes, and no ARMv8 instruction.
     qemu_cpu: str | None = None
 
     @property
@@ -84,7 +87,7 @@ _SPECS: dict[str, ArchSpec] = {
     "386": ArchSpec(32, False, 3, "i686", "i686", "qemu-i386"),
     "arm64": ArchSpec(64, False, 183, "aarch64", "aarch64", "qemu-aarch64"),
     "arm/v8": ArchSpec(32, False, 40, "armv8l", "armv7l", "qemu-arm"),
-    "arm/v7": ArchSpec(32, False, 40, "armv7l", "armv7l", "qemu-arm"),
+    "arm/v7": ArchSpec(32, False, 40, "armv7l", "armv7l", "qemu-arm", "cortex-a15"),
     "arm/v6": ArchSpec(32, False, 40, "armv6l", "armv6l", "qemu-arm", "arm1176"),
     "arm/v5": ArchSpec(32, False, 40, "armv5tel", "armv5tel", "qemu-arm", "arm926"),
     "ppc64le": ArchSpec(64, False, 21, "ppc64le", "ppc64le", "qemu-ppc64le"),
