@@ -102,7 +102,7 @@ def _why(ref: Reference, exc: Exception | None) -> str:
     if isinstance(exc, requests.exceptions.ConnectionError) and "timed out" not in str(exc).lower():
         return f"nothing answers at {ref.registry}: is the registry running, and is the address right?"
     if isinstance(exc, requests.exceptions.Timeout):
-        return f"{ref.registry} did not answer in time: is it overloaded, or behind a firewall?"
+        return f"{ref.registry} timed out ({exc.__class__.__name__}): is it overloaded, or behind a firewall?"
     return str(exc)
 
 
