@@ -136,3 +136,15 @@ def test_uname_mismatch_says_what_was_expected():
     got = check_uname(P("linux/arm64"), P("linux/amd64"), True, "x86_64")
     assert got.outcome == FAILED
     assert got.detail == "uname -m says 'x86_64', expected aarch64 for linux/arm64 under qemu"
+
+
+def test_globs_that_leave_nothing_to_audit_fail_naming_them():
+    fs = fs_of(entry("bin/busybox", elf_for("linux/amd64")), entry("usr/bin/env", elf_for("linux/amd64")))
+    got = check_elf(P("linux/amd64"), fs, include=("/usr/lcoal/bin/*",))
+    assert got.outcome == FAILED
+    assert got.detail.startswith("--elf-include '/usr/lcoal/bin/*' matches no ELF file of the 2 in this image")
+    got = check_elf(P("linux/amd64"), fs, exclude=("*",))
+    assert got.outcome == FAILED
+    assert got.detail.startswith("--elf-exclude '*' leaves none of the 2 ELF files in this image to audit")
+    assert check_elf(P("linux/amd64"), fs, include=("/usr/*",)).outcome == PASSED
+    assert check_elf(P("linux/amd64"), fs_of(entry("etc/motd", b"hello"))).outcome == SKIPPED
