@@ -273,6 +273,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     gate_p = sub.add_parser("gate", help="exit non-zero, with the reasons, when the release must not go out")
     gate_p.add_argument("report")
+    gate_p.add_argument(
+        "--image",
+        metavar="REF",
+        help="judge only this image of the report, as the report names it (default: every image)",
+    )
     promote_p = sub.add_parser("promote", help="tag the tested index digest as DEST, if the report is green")
     promote_p.add_argument("src")
     promote_p.add_argument("dest")
@@ -287,7 +292,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise PlatformError(f"--max-slowdown {args.max_slowdown:g} is not a positive number")
         report = load_report(args.report)
         if args.command == "gate":
-            verdict = judge(report, require, args.max_slowdown)
+            verdict = judge(report, require, args.max_slowdown, image=args.image)
             if not verdict.go:
                 print("release must not go out:\n  " + "\n  ".join(verdict.reasons + verdict.notes))
                 return EXIT_NO_GO

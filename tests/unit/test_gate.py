@@ -392,3 +392,16 @@ def test_gate_says_go_only_while_the_report_still_proves_a_green_run(data):
 
 def test_the_mutations_start_from_a_go():
     assert gate_exit(copy.deepcopy(GREEN)) == EXIT_GO
+
+
+def test_one_image_of_a_report_can_be_judged_alone(tmp_path, capsys):
+    doc = report(plat("linux/arm64"))
+    red = copy.deepcopy(doc["images"][0]) | {"ref": "r/other:1"}
+    red["platforms"][0]["checks"]["elf"]["outcome"] = "failed"
+    doc["images"].append(red)
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(doc))
+    assert main(["gate", str(path)]) == EXIT_NO_GO
+    assert main(["gate", str(path), "--image", "r/app:1"]) == EXIT_GO
+    assert main(["gate", str(path), "--image", "r/none:1"]) == EXIT_NO_GO
+    assert "the report holds no image r/none:1" in capsys.readouterr().out
