@@ -314,13 +314,17 @@ def check_elf(
     if spec is None:
         return CheckResult(SKIPPED, f"no ELF rules for {platform}")
     found = elf_findings(platform, fs, include, exclude)
+    # A glob that selects nothing narrows the audit by mistake (a typo, a relative path):
+    # it must not pass as "no ELF files", nor hide behind another glob that matches.
     everything = fs.elf_files()
+    fix = "paths in the image are absolute (/usr/bin/...); fix the glob, or leave it out to audit every file"
+    if everything:
+        for glob in include:
+            if not any(fnmatch.fnmatchcase(path, glob) for path, _ in everything):
+                return CheckResult(
+                    FAILED, f"--elf-include {glob!r} matches no ELF file of the {len(everything)} in this image: {fix}"
+                )
     if found.count == 0 and everything:
-        # The audit was narrowed to nothing: a typo in a glob must not pass as "no ELF files".
-        fix = "paths in the image are absolute (/usr/bin/...); fix the glob, or leave it out to audit every file"
-        if include and not any(_selected(p, include, ()) for p, _ in everything):
-            globs = " ".join(f"--elf-include {g!r}" for g in include)
-            return CheckResult(FAILED, f"{globs} matches no ELF file of the {len(everything)} in this image: {fix}")
         globs = " ".join(f"--elf-exclude {g!r}" for g in exclude)
         return CheckResult(
             FAILED, f"{globs} leaves none of the {len(everything)} ELF files in this image to audit: {fix}"

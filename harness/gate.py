@@ -105,10 +105,16 @@ def judge(
     """Judge a schema-valid report: :class:`Verdict` says go only when it proves a green run."""
     verdict = Verdict()
     out = verdict.reasons
-    out.extend(_run_reasons(report))
+    out.extend(_run_reasons(report, whole=image is None))
     images = [i for i in report.get("images", []) if image is None or i.get("ref") == image]
     if not images:
         out.append(f"the report holds no image{f' {image}' if image else ''}")
+    named = (report.get("run") or {}).get("settings", {}).get("images")
+    if image is None and isinstance(named, list):
+        refs = {i.get("ref") for i in report.get("images", [])}
+        out.extend(
+            f"{ref}: the run was to test it, but the report has no result for it" for ref in named if ref not in refs
+        )
     run_limit = report.get("max_slowdown")
     for img in images:
         before = len(out)
@@ -126,6 +132,12 @@ def judge(
             out.append(f"{ref}: a platform appears twice in the report")
         if not plats and not img.get("missing_platforms"):
             out.append(f"{ref}: no platform was tested")
+        requested = img.get("requested_platforms")
+        if requested is None and not img.get("error"):
+            out.append(f"{ref}: the report does not say which platforms the run was to test")
+        for name in requested or ():
+            if name not in plats and name not in img.get("missing_platforms", []):
+                out.append(f"{ref}: {name} was to be tested, but the report has no result for it")
         wanted = list(require) if require is not None else list(plats)
         for name in wanted:
             if name not in plats:
@@ -148,8 +160,9 @@ def reasons(
     return judge(report, require, max_slowdown, image).reasons
 
 
-def _run_reasons(report: dict[str, Any]) -> list[str]:
-    """The run as a whole: it must say it ran to its end, and nothing may contradict that."""
+def _run_reasons(report: dict[str, Any], whole: bool) -> list[str]:
+    """The run as a whole: it must say it ran to its end, and nothing may contradict that.
+    Its exit status speaks for every image, so it counts when the whole report is judged."""
     out: list[str] = []
     run = report.get("run")
     complete = report.get("complete")
@@ -165,6 +178,8 @@ def _run_reasons(report: dict[str, Any]) -> list[str]:
     failed = int(run.get("other_tests", {}).get("failed", 0))
     if failed:
         out.append(f"{failed} test(s) beside the platform matrix failed")
+    if whole and run.get("exit_status") != 0:
+        out.append(f"pytest exited {run.get('exit_status')}, not 0")
     return out
 
 
@@ -183,27 +198,31 @@ def _platform_reasons(plat: dict[str, Any], run_limit: float | None, gate_limit:
                 out.append(f"{name} was skipped ({check.get('detail', '')}); it may be skipped only for: {allowed}")
         elif check["outcome"] != PASSED:
             out.append(f"{name} failed: {check.get('detail', '')}")
-    if run_limit is not None:
-        check = checks.get("slowdown")
-        if check is None:
-            out.append(f"the run asked for --max-slowdown {run_limit:g} but no slowdown check is in the report")
-        elif check["outcome"] != PASSED:
-            out.append(f"slowdown failed: {check.get('detail', '')}")
+    if run_limit is not None and "slowdown" not in checks:
+        out.append(f"the run asked for --max-slowdown {run_limit:g} but no slowdown check is in the report")
+    for name, check in checks.items():  # the checks beyond the built-in ones: --max-slowdown's
+        if name not in CHECKS and check["outcome"] != PASSED:
+            out.append(f"{name} failed: {check.get('detail', '')}")
     tests = plat.get("tests", [])
     selected = plat.get("selected_tests")
-    if not isinstance(selected, int):
+    if isinstance(selected, float) and selected.is_integer():
+        selected = int(selected)  # JSON has one kind of number; 2.0 is 2
+    if selected is None:
         out.append("the report does not say how many tests were selected on this platform")
+    elif not isinstance(selected, int):
+        out.append(f"selected_tests is {selected!r}, not a count")
     elif len(tests) != selected or len({t["nodeid"] for t in tests}) != len(tests):
         out.append(f"{selected} test(s) were selected but {len(tests)} reported")
     failed = [t["nodeid"] for t in tests if t.get("outcome") != PASSED]
     if failed:
         out.append(f"{len(failed)} test(s) did not pass: {', '.join(failed[:5])}")
+    # The figure itself, against the run's limit (its check must agree) and the gate's.
     slowdown = plat.get("slowdown")
-    if gate_limit is not None:
+    for limit in dict.fromkeys(x for x in (run_limit, gate_limit) if x is not None):
         if slowdown is None:
-            out.append(f"slowdown not measured, so --max-slowdown {gate_limit:g} is not met")
-        elif slowdown > gate_limit:
-            out.append(f"slowdown {slowdown:.1f}x is above --max-slowdown {gate_limit:g}")
+            out.append(f"slowdown not measured, so --max-slowdown {limit:g} is not met")
+        elif slowdown > limit:
+            out.append(f"slowdown {slowdown:.1f}x is above --max-slowdown {limit:g}")
     return out
 
 
@@ -226,11 +245,11 @@ def promote(
         raise GateError(
             f"{src} now points at {current.digest}, which the report did not test (it tested: {seen}): test it again"
         )
-    verdicts = [judge(report, require, max_slowdown, image=i.get("ref")) for i in tested]
-    green = next((v for v in verdicts if v.go), None)
-    if green is None:
-        why = [r for v in verdicts for r in v.reasons]
-        raise GateError("the report is not green:\n  " + "\n  ".join(why))
+    # Every result the report holds for this index must be green: one red run of it is enough
+    # to refuse, whatever name it was tested under.
+    why = [r for i in tested for r in judge(report, require, max_slowdown, image=i.get("ref")).reasons]
+    if why:
+        raise GateError("the report is not green:\n  " + "\n  ".join(dict.fromkeys(why)))
     index_bytes = registry.manifest_bytes(src_ref, current.digest)
     if src_ref.repository != dest_ref.repository:
         children = current.manifests if isinstance(current, Index) else ()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .checks import CHECKS, FAILED
 from .reference import short_name
-from .report import MARK, ImageResult, PlatformResult, Report, Row, sorted_platforms
+from .report import MARK, ImageResult, PlatformResult, Report, Row, sorted_platforms, write_atomic
 
 _CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 _STYLE = """
@@ -79,11 +79,7 @@ def render(report: Report) -> str:
 
 
 def write_html(report: Report, path: str | Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(render(report), encoding="utf-8")
-    tmp.replace(path)
+    write_atomic(path, render(report))
 
 
 def _image(report: Report, image: ImageResult, rows: list[Row]) -> list[str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import textwrap
 from collections.abc import Callable, Iterable
@@ -52,7 +53,7 @@ class RunInfo:
     finished: str = ""
     harness_version: str = ""
     exit_status: int | None = None
-    #: Node ids of every item the run selected, and of those -k, -m or --deselect left out.
+    #: How many items the run selected; the node ids of those -k, -m or --deselect left out.
     selected: int = 0
     deselected: list[str] = field(default_factory=list)
     #: Why the run does not prove what it claims (interrupted, a worker crashed, ...); empty
@@ -167,6 +168,8 @@ class ImageResult:
     digest: str = ""
     missing: list[str] = field(default_factory=list)
     present: list[str] = field(default_factory=list)
+    #: Every platform the run was to test of this image: each has a result or is missing.
+    requested: list[str] = field(default_factory=list)
     error: str = ""
     is_index: bool | None = None
     notes: list[str] = field(default_factory=list)
@@ -194,6 +197,7 @@ class Report:
         if kind == KIND_COVERAGE:
             image.missing = list(rec.get("missing", []))
             image.present = list(rec.get("present", []))
+            image.requested = list(rec.get("requested", []))
             image.is_index = rec.get("is_index")
             image.notes = list(rec.get("notes", []))
             if rec.get("outcome") == FAILED and not image.missing:
@@ -303,6 +307,7 @@ class Report:
             "ref": image.ref,
             "digest": image.digest or None,
             "missing_platforms": image.missing,
+            "requested_platforms": image.requested,
             "is_index": image.is_index,
             "notes": image.notes,
             "platforms": [],
@@ -574,6 +579,16 @@ def _mark(check: dict[str, Any] | None) -> str:
         return WARN
     outcome = str(check["outcome"])
     return MARK.get(outcome, outcome)
+
+
+def write_atomic(path: str | Path, text: str) -> None:
+    """Write a report whole or not at all: a reader never sees half of one, and an
+    interrupted write leaves the previous file as it was."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
 
 
 def sorted_platforms(plats: Iterable[PlatformResult]) -> list[PlatformResult]:

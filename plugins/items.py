@@ -126,6 +126,7 @@ class CheckItem(pytest.Item):
                 "kind": KIND_COVERAGE,
                 "missing": [str(p) for p in self.plan.missing],
                 "present": [str(p) for p in self.plan.present],
+                "requested": [str(t.platform) for t in self.plan.targets] + [str(p) for p in self.plan.missing],
                 "is_index": self.plan.is_index,
                 "notes": list(self.plan.notes),
                 "detail": detail,

@@ -303,7 +303,12 @@ def _globs(value: str | list[str] | None) -> tuple[str, ...]:
 
 
 def check_writable(opts: Options) -> None:
-    """A report that cannot be written is a usage error now, not a traceback after the run."""
+    """A report that cannot be written is a usage error now, not a traceback after the run.
+
+    Reports are written atomically (a file beside the target, then renamed), so what must
+    be writable is the folder: the nearest one that exists, since the missing ones are made
+    only when the report is written. Nothing is left behind by the check.
+    """
     for flag, path in (
         ("--multiarch-json", opts.json_path),
         ("--multiarch-html", opts.html_path),
@@ -311,12 +316,16 @@ def check_writable(opts: Options) -> None:
     ):
         if not path:
             continue
-        target = Path(path)
-        probe = target.with_name(f".{target.name}.{os.getpid()}.probe")
+        target = Path(path).absolute()
+        folder = target.parent
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+        probe = folder / f".multiarch-write-check.{os.getpid()}"
         try:
             if target.is_dir():
                 raise IsADirectoryError(21, "it is a directory")
-            target.parent.mkdir(parents=True, exist_ok=True)
+            if not folder.is_dir():
+                raise NotADirectoryError(20, f"{folder} is not a directory")
             probe.touch()
             probe.unlink()
         except OSError as exc:
@@ -328,6 +337,7 @@ def check_writable(opts: Options) -> None:
 def settings(opts: Options) -> dict[str, Any]:
     """The settings that narrow or judge a check, as the report records them."""
     return {
+        "images": list(opts.images),
         "platforms": opts.platforms_text,
         "elf_include": list(opts.elf_include),
         "elf_exclude": list(opts.elf_exclude),

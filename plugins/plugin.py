@@ -13,7 +13,6 @@ import os
 import uuid
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,7 +24,7 @@ from harness.labels import LABEL_SESSION
 from harness.platform import Platform
 from harness.reference import short_name
 from harness.registry import Registry
-from harness.report import KIND_TEST, Report, worst
+from harness.report import KIND_TEST, Report, worst, write_atomic
 from harness.session import ImagePlan, Target
 
 from . import items as checks_
@@ -50,6 +49,10 @@ class State:
     errors: dict[str, str] = field(default_factory=dict)
     #: Target key -> how many user tests this process's collection selected on it.
     selected_tests: dict[str, int] = field(default_factory=dict)
+    #: Every image the collected tests name, before any selection; and the node ids of the
+    #: built-in check items made for them.
+    refs: list[str] = field(default_factory=list)
+    built: list[str] = field(default_factory=list)
     signals: Signals = field(default_factory=Signals)
 
     @property
@@ -121,6 +124,7 @@ def pytest_configure(config: pytest.Config) -> None:
     state.signals.install()
     recorder = config.stash[RECORDER] = RunRecorder(config, state.signals, lambda: options.settings(opts))
     config.pluginmanager.register(recorder, "multiarch-run")
+    config.pluginmanager.register(_AfterSelection(), "multiarch-after-selection")
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(_XdistHooks(), "multiarch-xdist")
 
@@ -221,9 +225,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize(TARGET_FIXTURE, params, indirect=True)
 
 
-# Last, after -k and -m have deselected what they will: the built-in checks of every image
-# run whatever the selection, so a filtered run still audits and runs every platform.
-@pytest.hookimpl(trylast=True)
+# First, before any selection: which images the collected tests name (with --image or a
+# marker), so that a filter that deselects every test of an image keeps its checks.
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
     state = state_of(config)
     refs = list(state.opts.images)
@@ -231,19 +235,41 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         for ref in _images_for(item, state) if TARGET_FIXTURE in getattr(item, "fixturenames", ()) else ():
             if ref not in refs:
                 refs.append(ref)
-    targets = [target for target in (_target_of(item, state) for item in items) if target is not None]
-    tested = {target.key for target in targets}
-    for target in targets:
-        state.selected_tests[target.key] = state.selected_tests.get(target.key, 0) + 1
-    built: list[pytest.Item] = []
-    for ref in refs:
-        built.extend(checks_.for_image(session, state, ref, tested))
-    items[:0] = built
-    if state.is_worker:
-        # Longest first: emulated platforms take several times as long as native ones, so
-        # handing them out first keeps one worker from finishing long after the other.
-        # Every worker sorts alike, so their collections stay identical.
-        items.sort(key=lambda item: 0 if _emulated(_target_of(item, state)) else 1)
+    state.refs = refs
+
+
+class _AfterSelection:
+    """Last, after -k and -m have deselected what they will: the built-in checks of every
+    image run whatever the selection, so a filtered run still audits and runs every
+    platform. (A hook wrapper that deselects after this, as --lf does, shows in the run's
+    deselected items.)"""
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(
+        self, session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+    ) -> None:
+        state = state_of(config)
+        targets = [target for target in (_target_of(item, state) for item in items) if target is not None]
+        tested = {target.key for target in targets}
+        for target in targets:
+            state.selected_tests[target.key] = state.selected_tests.get(target.key, 0) + 1
+        built: list[pytest.Item] = []
+        for ref in state.refs:
+            built.extend(checks_.for_image(session, state, ref, tested))
+        state.built = [item.nodeid for item in built]
+        items[:0] = built
+        if state.is_worker:
+            # Longest first: emulated platforms take several times as long as native ones, so
+            # handing them out first keeps one worker from finishing long after the other.
+            # Every worker sorts alike, so their collections stay identical.
+            items.sort(key=lambda item: 0 if _emulated(_target_of(item, state)) else 1)
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        """A built-in check that is gone by now was removed without a word (a plugin that
+        filters items without calling pytest_deselected): the run did not check it."""
+        kept = {item.nodeid for item in session.items}
+        dropped = [nodeid for nodeid in state_of(session.config).built if nodeid not in kept]
+        session.config.stash[RECORDER].dropped(dropped)
 
 
 def _emulated(target: Target | None) -> bool:
@@ -420,7 +446,6 @@ class Reporter:
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        self.state.signals.finishing = True  # a second SIGTERM must not cut the cleanup short
         if not self._wanted:
             return  # nothing ran on an engine: do not go looking for one
         harness = self.state.harness
@@ -446,7 +471,7 @@ class Reporter:
         if self.state.opts.markdown_path or summary:
             markdown = self.report.markdown()
             if self.state.opts.markdown_path:
-                Path(self.state.opts.markdown_path).write_text(markdown)
+                write_atomic(self.state.opts.markdown_path, markdown)
             if summary:  # GitHub collects what every step appends
                 with open(summary, "a") as fh:
                     fh.write(markdown)
@@ -478,7 +503,6 @@ class Reporter:
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     state = state_of(session.config)
-    state.signals.finishing = True
     if state.is_worker:
         worker_output(session.config, session.config.stash[RECORDER].deselected)
     if state._harness is not None:

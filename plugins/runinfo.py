@@ -14,7 +14,7 @@ import datetime
 import importlib.metadata
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from types import FrameType
 from typing import Any
 
@@ -40,8 +40,9 @@ def harness_version() -> str:
 
 class Signals:
     """SIGTERM and SIGHUP raise KeyboardInterrupt in the main thread, so a cancelled CI job
-    or ``timeout`` cleans up exactly as Ctrl-C does. Once the session is finishing, further
-    signals are noted and ignored: cleanup must not be cut short by a second one."""
+    or ``timeout`` cleans up exactly as Ctrl-C does. Once the session is finishing (its
+    cleanup and reports under way), further signals are noted and ignored: cleanup must not
+    be cut short. Before that, each one raises again, in case the first was swallowed."""
 
     def __init__(self) -> None:
         self.received: str | None = None
@@ -60,12 +61,11 @@ class Signals:
         self._old.clear()
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.finishing:
+            return
         name = signal.Signals(signum).name
-        if self.received is None:
-            self.received = name
-        if not self.finishing:
-            self.finishing = True
-            raise KeyboardInterrupt(f"{name} received")
+        self.received = self.received or name
+        raise KeyboardInterrupt(f"{name} received")
 
 
 class RunRecorder:
@@ -80,12 +80,17 @@ class RunRecorder:
         self.deselected: list[str] = []
         self.finished: set[str] = set()
         self.collect_errors: list[str] = []
+        self.collect_skipped: list[str] = []
         self.crashed: list[str] = []
         self.interrupted = False
 
     # --- without xdist, and in each worker ---------------------------------------------------
     def pytest_deselected(self, items: list[pytest.Item]) -> None:
         self.deselected.extend(item.nodeid for item in items)
+
+    def dropped(self, nodeids: list[str]) -> None:
+        """Items removed from the collection without pytest_deselected: left out all the same."""
+        self.deselected.extend(n for n in nodeids if n not in self.deselected)
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         if not _distributed(self.config):
@@ -94,6 +99,10 @@ class RunRecorder:
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         if report.failed:
             self.collect_errors.append(report.nodeid or "<session>")
+        elif report.skipped and report.nodeid not in self.collect_skipped:
+            # A module skipped whole (importorskip, a module-level skip): its tests, of any
+            # platform, were never even collected, so nothing can say what they would have found.
+            self.collect_skipped.append(report.nodeid)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when == "teardown":
@@ -101,6 +110,12 @@ class RunRecorder:
 
     def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
         self.interrupted = True
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> Generator[None, None, None]:
+        """Before any other plugin's session-finish: from here on, signals wait for cleanup."""
+        self.signals.finishing = True
+        return (yield)
 
     # --- pytest-xdist, on the controller -------------------------------------------------------
     @pytest.hookimpl(optionalhook=True)
@@ -134,9 +149,14 @@ class RunRecorder:
             why.append(f"stopped early: {session.shouldstop or session.shouldfail}")
         if self.collect_errors:
             why.append(f"{len(self.collect_errors)} collection error(s): {', '.join(self.collect_errors[:3])}")
+        if self.collect_skipped:
+            why.append(
+                f"{len(self.collect_skipped)} module(s) skipped whole at collection, their tests never collected: "
+                + ", ".join(self.collect_skipped[:3])
+            )
         why.extend(f"worker crashed: {c}" for c in dict.fromkeys(self.crashed))
         if self.deselected:
-            why.append(f"{len(self.deselected)} test(s) deselected (-k, -m or --deselect)")
+            why.append(f"{len(self.deselected)} item(s) deselected (-k, -m, --deselect, --lf or a plugin)")
         selected = self.selected or []
         if self.selected is None and not why:
             why.append("the run never finished collecting")

@@ -134,7 +134,7 @@ def test_filters_never_drop_the_built_in_checks(selection, samples, where, no_le
 def test_a_filtered_green_run_is_still_refused(samples, where, no_leftovers):
     result, data = run_plugin(where, "--image", samples["good"], "--platforms", PLATFORMS, "-k", "test_x")
     assert result.ret == pytest.ExitCode.OK
-    assert data["incomplete"] == ["2 test(s) deselected (-k, -m or --deselect)"]
+    assert data["incomplete"] == ["2 item(s) deselected (-k, -m, --deselect, --lf or a plugin)"]
     assert "deselected" in _gate_refuses(where)
 
 
@@ -308,3 +308,69 @@ def buildah_layout(samples, tmp_path_factory):
     finally:
         subprocess.run(["buildah", "manifest", "rm", name], capture_output=True, check=False)
     return out
+
+
+MARKED = """
+import pytest
+
+
+@pytest.mark.image({good!r})
+def test_one(container):
+    assert container.run(["true"]).exit_code == 0
+
+
+@pytest.mark.image({tarball!r})
+def test_two(container):
+    assert container.run(["true"]).exit_code == 0
+"""
+
+
+@pytest.mark.parametrize("keyword", ["test_one", "nothing_has_this_name"])
+def test_filters_keep_the_checks_of_images_named_only_by_markers(keyword, samples, tmp_path_factory, no_leftovers):
+    text = MARKED.format(good=samples["good"], tarball=samples["amd64-tarball"])
+    where = project(tmp_path_factory, "marked", {"test_marked.py": text})
+    result, data = run_plugin(where, "--platforms", PLATFORMS, "-k", keyword)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    tarball = by_platform(image_named(data, samples["amd64-tarball"]))
+    assert tarball["linux/arm64"]["checks"]["elf"]["outcome"] == "failed"
+    assert {i["ref"] for i in data["images"]} == {samples["good"], samples["amd64-tarball"]}
+    assert data["complete"] is False
+
+
+def test_a_module_skipped_at_collection_makes_the_run_incomplete(samples, tmp_path_factory, no_leftovers):
+    where = project(
+        tmp_path_factory,
+        "importskip",
+        {
+            "test_app.py": TESTS,
+            "test_web.py": 'import pytest\n\npytest.importorskip("no_such_module_here")\n\n\n'
+            "def test_web(container):\n    assert False\n",
+        },
+    )
+    result, data = run_plugin(where, "--image", samples["good"], "--platforms", PLATFORMS)
+    assert result.ret == pytest.ExitCode.OK
+    assert data["complete"] is False
+    assert any("skipped whole at collection" in why and "test_web.py" in why for why in data["incomplete"])
+    _gate_refuses(where)
+
+
+DROPPING = """
+import pytest
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_collection_modifyitems(items):
+    yield
+    items[:] = [item for item in items if "amd64-tarball" not in item.nodeid]
+"""
+
+
+def test_a_plugin_that_drops_built_in_checks_silently_is_caught(samples, tmp_path_factory, no_leftovers):
+    where = project(tmp_path_factory, "dropping", {"conftest.py": DROPPING, "test_app.py": TESTS})
+    _result, data = run_plugin(
+        where, "--image", samples["good"], "--image", samples["amd64-tarball"], "--platforms", PLATFORMS
+    )
+    assert data["complete"] is False
+    assert any("deselected" in why for why in data["incomplete"])
+    gate = _gate_refuses(where)
+    assert f"{samples['amd64-tarball']}: the run was to test it, but the report has no result for it" in gate

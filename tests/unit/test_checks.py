@@ -147,4 +147,7 @@ def test_globs_that_leave_nothing_to_audit_fail_naming_them():
     assert got.outcome == FAILED
     assert got.detail.startswith("--elf-exclude '*' leaves none of the 2 ELF files in this image to audit")
     assert check_elf(P("linux/amd64"), fs, include=("/usr/*",)).outcome == PASSED
+    got = check_elf(P("linux/amd64"), fs, include=("/usr/*", "/usr/lcoal/*"))  # one glob of two is wrong
+    assert got.outcome == FAILED
+    assert got.detail.startswith("--elf-include '/usr/lcoal/*' matches no ELF file")
     assert check_elf(P("linux/amd64"), fs_of(entry("etc/motd", b"hello"))).outcome == SKIPPED
