@@ -416,6 +416,8 @@ class Reporter:
         self.swept = 0
         #: Outcome of each test that runs on no platform (plain tests beside the image's).
         self.others: dict[str, str] = {}
+        #: The last record seen of each test, for the reports that come without one.
+        self._last: dict[str, dict[str, Any]] = {}
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         if not self.state.opts.images:
@@ -433,11 +435,20 @@ class Reporter:
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         rec = getattr(report, RECORD, None)
+        if not isinstance(rec, dict) and report.failed and report.nodeid in self._last:
+            # A failure reported here, not by the worker that ran the test: pytest-xdist's for
+            # a worker that crashed in it. It counts against the test's platform like any other.
+            rec = self._last[report.nodeid] | {
+                "outcome": report.outcome,
+                "detail": _one_line(report),
+                "duration_s": 0.0,
+                "command_s": None,
+            }
         if isinstance(rec, dict):
+            self._last[report.nodeid] = rec
             self.report.add(rec)
         elif not report.nodeid.startswith("multiarch:"):
-            outcome = "failed" if report.failed else report.outcome
-            self.others[report.nodeid] = worst(self.others.get(report.nodeid, "passed"), outcome)
+            self.others[report.nodeid] = worst(self.others.get(report.nodeid, "passed"), report.outcome)
 
     @property
     def _wanted(self) -> bool:

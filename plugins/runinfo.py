@@ -82,6 +82,7 @@ class RunRecorder:
         self.collect_errors: list[str] = []
         self.collect_skipped: list[str] = []
         self.crashed: list[str] = []
+        self.crash_items: list[str] = []
         self.interrupted = False
 
     # --- without xdist, and in each worker ---------------------------------------------------
@@ -134,7 +135,7 @@ class RunRecorder:
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_handlecrashitem(self, crashitem: str, report: Any, sched: Any) -> None:
-        self.crashed.append(f"a worker crashed running {crashitem}")
+        self.crash_items.append(crashitem)
 
     # --- the verdict ---------------------------------------------------------------------------
     def info(self, session: pytest.Session) -> RunInfo:
@@ -154,7 +155,9 @@ class RunRecorder:
                 f"{len(self.collect_skipped)} module(s) skipped whole at collection, their tests never collected: "
                 + ", ".join(self.collect_skipped[:3])
             )
-        why.extend(f"worker crashed: {c}" for c in dict.fromkeys(self.crashed))
+        if self.crashed or self.crash_items:
+            running = f", running {', '.join(dict.fromkeys(self.crash_items))}" if self.crash_items else ""
+            why.append(f"xdist worker crashed ({'; '.join(dict.fromkeys(self.crashed)) or '?'}){running}")
         if self.deselected:
             why.append(f"{len(self.deselected)} item(s) deselected (-k, -m, --deselect, --lf or a plugin)")
         selected = self.selected or []

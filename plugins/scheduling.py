@@ -10,6 +10,7 @@ platform in each node id instead (the plugin puts it in every parameter id and c
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from xdist.scheduler import LoadScopeScheduling
 
@@ -26,3 +27,15 @@ def platform_scope(nodeid: str) -> str:
 class PlatformScheduling(LoadScopeScheduling):  # type: ignore[misc]
     def _split_scope(self, nodeid: str) -> str:
         return platform_scope(nodeid)
+
+    def remove_node(self, node: Any) -> str | None:
+        """A crashed worker's platform goes to another worker, but not the test it crashed
+        in: run again, it would take down every replacement worker in turn (the scope
+        scheduler requeues the whole unit, that test first)."""
+        workload = self.assigned_work.get(node, {})
+        crashed = next((nodeid for unit in workload.values() for nodeid, done in unit.items() if not done), None)
+        for unit in workload.values():
+            if crashed in unit:
+                unit[crashed] = True
+        found: str | None = super().remove_node(node)
+        return crashed if crashed is not None else found

@@ -374,3 +374,32 @@ def test_a_plugin_that_drops_built_in_checks_silently_is_caught(samples, tmp_pat
     assert any("deselected" in why for why in data["incomplete"])
     gate = _gate_refuses(where)
     assert f"{samples['amd64-tarball']}: the run was to test it, but the report has no result for it" in gate
+
+
+CRASHING = """
+import os
+
+
+def test_crash(container, platform):
+    if str(platform) == "linux/arm64":
+        os._exit(3)  # takes its xdist worker down with it
+
+
+def test_after(container):
+    assert container.run(["true"]).exit_code == 0
+"""
+
+
+def test_a_crashed_worker_fails_its_test_once_and_the_run_goes_on_incomplete(samples, tmp_path_factory, no_leftovers):
+    where = project(tmp_path_factory, "crash", {"test_crash.py": CRASHING})
+    result, data = run_plugin(where, "--image", samples["good"], "--platforms", PLATFORMS, "-n", "2", timeout=300)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["FAILED test_crash.py::test_crash[[]linux/arm64[]] - worker 'gw*' crashed*"])
+    summary = [line for line in result.outlines if line.startswith("FAILED test_crash.py::test_crash[linux/arm64]")]
+    assert len(summary) == 1  # not again on each new worker
+    arm64 = by_platform(image_named(data, samples["good"]))["linux/arm64"]
+    outcomes = {t["nodeid"].split("::")[1]: t["outcome"] for t in arm64["tests"]}
+    assert outcomes == {"test_crash[linux/arm64]": "failed", "test_after[linux/arm64]": "passed"}
+    assert data["complete"] is False
+    assert any(why.startswith("xdist worker crashed (") and "test_crash" in why for why in data["incomplete"])
+    _gate_refuses(where)
