@@ -454,7 +454,7 @@ class Report:
                     out.append(_paint(_clip(f"  ~ warning: {row.warnings[0]}", width - len(more)) + more, "33", colour))
             out.extend(self._test_tables(image, width, colour))
         if any(r.slowdown.endswith("!") for r in rows):
-            out += ["", f"! slowdown above --max-slowdown {self.max_slowdown:g}"]
+            out += ["", f"! slowdown above --max-slowdown {self.max_slowdown:g}, or not measured"]
         return "\n".join(out)
 
     def _test_tables(self, image: ImageResult, width: int, colour: bool) -> list[str]:
