@@ -144,3 +144,12 @@ def elf_for(platform: str, **kw: object) -> bytes:
         params["arm_cpu_arch"] = arm
     params.update(kw)
     return make_elf(**params)  # type: ignore[arg-type]
+
+
+#: e_flags of Debian armhf code: EABI5, hard-float.
+ARMHF = 0x05000400
+
+
+def arm(level: int = 10, flags: int = ARMHF, **kw: object) -> bytes:
+    """A 32-bit ARM file whose attributes say ``Tag_CPU_arch`` ``level``."""
+    return make_elf(elf_class=32, machine=40, flags=flags, arm_cpu_arch=level, **kw)  # type: ignore[arg-type]

@@ -7,6 +7,8 @@ import io
 import tarfile
 from collections.abc import Iterable
 
+from harness.layers import Filesystem
+
 
 def entry(
     name: str,
@@ -40,3 +42,10 @@ def layer(entries: Iterable[tarfile.TarInfo | tuple[tarfile.TarInfo, bytes]], co
             else:
                 tar.addfile(item)
     return gzip.compress(raw.getvalue()) if compress else raw.getvalue()
+
+
+def fs_of(*entries: tarfile.TarInfo | tuple[tarfile.TarInfo, bytes]) -> Filesystem:
+    """The flattened filesystem of one layer holding ``entries``."""
+    fs = Filesystem()
+    fs.apply_layer(io.BytesIO(layer(entries)), "l0")
+    return fs

@@ -1,24 +1,15 @@
 from __future__ import annotations
 
-import io
-
 import pytest
 from elfcraft import elf_for, make_elf
-from layerkit import entry, layer
+from layerkit import entry, fs_of
 
 from harness.arch import expected_uname
 from harness.checks import FAILED, PASSED, SKIPPED, check_config, check_elf, check_uname
-from harness.layers import Filesystem
 from harness.manifest import ImageConfig
 from harness.platform import Platform
 
 P = Platform.parse
-
-
-def fs_of(*entries) -> Filesystem:
-    fs = Filesystem()
-    fs.apply_layer(io.BytesIO(layer(entries)), "l0")
-    return fs
 
 
 def config(arch: str, variant: str | None = None) -> ImageConfig:

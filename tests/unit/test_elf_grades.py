@@ -3,32 +3,18 @@
 
 from __future__ import annotations
 
-import io
-
 import pytest
-from elfcraft import PIE, SONAME, elf_for, make_elf
-from layerkit import entry, layer
+from elfcraft import PIE, SONAME, arm, elf_for, make_elf
+from layerkit import entry, fs_of
 
 from harness import elf
 from harness.checks import FAILED, MAX_LISTED, PASSED, CheckResult, brief, check_elf
-from harness.layers import Filesystem
 from harness.platform import Platform
 
 P = Platform.parse
-ARMHF = 0x05000400
 ARMEL = 0x05000200
 LD_ARMHF = "/lib/ld-linux-armhf.so.3"
 LD_I386 = "/lib/ld-linux.so.2"
-
-
-def fs_of(*entries) -> Filesystem:
-    fs = Filesystem()
-    fs.apply_layer(io.BytesIO(layer(entries)), "l0")
-    return fs
-
-
-def arm(level: int = 10, flags: int = ARMHF, **kw) -> bytes:
-    return make_elf(elf_class=32, machine=40, flags=flags, arm_cpu_arch=level, **kw)
 
 
 def i386(**kw) -> bytes:

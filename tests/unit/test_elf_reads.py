@@ -7,8 +7,8 @@ import io
 import tracemalloc
 
 import pytest
-from elfcraft import PIE, SONAME, elf_for, make_elf
-from layerkit import entry, layer
+from elfcraft import PIE, SONAME, arm, elf_for
+from layerkit import entry, fs_of, layer
 
 from harness import elf, layers
 from harness.checks import PASSED, check_elf
@@ -16,18 +16,7 @@ from harness.layers import Filesystem
 from harness.platform import Platform
 
 P = Platform.parse
-ARMHF = 0x05000400
 LD_ARMHF = "/lib/ld-linux-armhf.so.3"
-
-
-def fs_of(*entries) -> Filesystem:
-    fs = Filesystem()
-    fs.apply_layer(io.BytesIO(layer(entries)), "l0")
-    return fs
-
-
-def arm(level: int = 10, flags: int = ARMHF, **kw) -> bytes:
-    return make_elf(elf_class=32, machine=40, flags=flags, arm_cpu_arch=level, **kw)
 
 
 def test_arm_shared_object_with_its_loader_path_past_64k():
@@ -49,35 +38,33 @@ def test_program_headers_past_64k(platform):
     assert node.elf.interp == "/lib/ld.so.1"
 
 
-def test_loader_path_far_into_a_large_file_is_kept_alone():
-    """Only the loader path's bytes are kept, not the 40 MB before it."""
-    data = elf_for("linux/amd64", interp="/lib64/ld-linux-x86-64.so.2", lead=40 << 20)
-    blob = layer([entry("usr/lib/libbig.so.1", data)])
-    del data
+LD_X86_64 = "/lib64/ld-linux-x86-64.so.2"
+
+
+def _indexed(member) -> tuple[Filesystem, int]:
+    """The filesystem of a layer holding ``member``, and the peak of memory taken to index it
+    (the layer's own bytes left out: they are made before the count starts)."""
+    blob = layer([member])
     tracemalloc.start()
     try:
         fs = Filesystem()
         fs.apply_layer(io.BytesIO(blob), "l0")
-        _, peak = tracemalloc.get_traced_memory()
+        return fs, tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert fs.lookup("/usr/lib/libbig.so.1").elf.interp == "/lib64/ld-linux-x86-64.so.2"
+
+
+def test_loader_path_far_into_a_large_file_is_kept_alone():
+    """Only the loader path's bytes are kept, not the 40 MB before it."""
+    fs, peak = _indexed(entry("usr/lib/libbig.so.1", elf_for("linux/amd64", interp=LD_X86_64, lead=40 << 20)))
+    assert fs.lookup("/usr/lib/libbig.so.1").elf.interp == LD_X86_64
     assert peak < 8 << 20, f"{peak:,} bytes held"
 
 
 @pytest.mark.parametrize("machine", ["linux/s390x", "linux/arm/v7"])
 def test_large_file_with_late_program_headers_is_spooled_not_held(monkeypatch, machine):
     monkeypatch.setattr(layers, "SPOOL_IN_MEMORY", 1 << 20)
-    data = elf_for(machine, interp="/lib/ld.so.1", lead=40 << 20, late_phdrs=True)
-    blob = layer([entry("usr/bin/big", data)])
-    del data
-    tracemalloc.start()
-    try:
-        fs = Filesystem()
-        fs.apply_layer(io.BytesIO(blob), "l0")
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    fs, peak = _indexed(entry("usr/bin/big", elf_for(machine, interp="/lib/ld.so.1", lead=40 << 20, late_phdrs=True)))
     assert fs.lookup("/usr/bin/big").elf.interp == "/lib/ld.so.1"
     assert peak < 8 << 20, f"{peak:,} bytes held"
 

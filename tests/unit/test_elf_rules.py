@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-import io
 import struct
 
 import pytest
 from elfcraft import elf_for, make_elf
-from layerkit import entry, layer
+from layerkit import entry, fs_of
 
 from harness import elf
 from harness.checks import FAILED, PASSED, check_elf
-from harness.layers import Filesystem
 from harness.platform import Platform
 
 P = Platform.parse
-
-
-def fs_of(*entries) -> Filesystem:
-    fs = Filesystem()
-    fs.apply_layer(io.BytesIO(layer(entries)), "l0")
-    return fs
 
 
 def go_binary(platform: str, **settings: str) -> bytes:
