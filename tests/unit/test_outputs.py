@@ -96,3 +96,25 @@ def test_html_escapes_what_images_and_tests_bring():
     page = render(report)
     assert "<script>" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; more" in page
+
+
+def test_html_shows_warnings_in_full_and_an_incomplete_run_first():
+    report = nine_platform_report()
+    image = next(iter(report.images.values()))
+    image.platforms["linux/amd64"].checks["elf"] = {
+        "outcome": "passed",
+        "detail": "723 ELF files",
+        "warnings": ["272 files under /usr/lib32 are ELF32 LSB Intel 80386: 32-bit x86 compat code"],
+    }
+    report.run.incomplete = ["terminated by SIGTERM"]
+    page = render(report)
+    parsed = _Collect()
+    parsed.feed(page)
+    row = next(a for t, a in parsed.tags if t == "tr" and a.get("data-platform") == "linux/amd64")
+    assert row["class"] == "pass"
+    assert any(t == "td" and a.get("class") == "warn" for t, a in parsed.tags)
+    text = " ".join(parsed.text)
+    assert "272 files under /usr/lib32 are ELF32 LSB Intel 80386: 32-bit x86 compat code" in text
+    assert "Multi-architecture results: incomplete run" in text
+    assert "terminated by SIGTERM" in text
+    assert page.index('id="incomplete"') < page.index("<table")
