@@ -22,3 +22,20 @@ from pytest_multiarch.scheduling import platform_scope
 )
 def test_every_test_of_a_platform_shares_a_scope(nodeid, scope):
     assert platform_scope(nodeid) == scope
+
+
+def test_a_crashed_test_is_not_handed_to_the_next_worker(pytester: pytest.Pytester):
+    from pytest_multiarch.scheduling import PlatformScheduling
+
+    config = pytester.parseconfig("--tx", "2*popen")
+    sched = PlatformScheduling(config)
+    crashed = object()  # the worker that died; assigned_work only needs it as a key
+    unit = {"t.py::test_a[linux/arm64]": True, "t.py::test_b[linux/arm64]": False, "t.py::test_c[linux/arm64]": False}
+    sched.assigned_work[crashed] = {"linux/arm64": unit}
+    assert sched.remove_node(crashed) == "t.py::test_b[linux/arm64]"
+    # The rest of the platform goes back to the queue, the test it crashed in does not.
+    assert sched.workqueue["linux/arm64"] == {
+        "t.py::test_a[linux/arm64]": True,
+        "t.py::test_b[linux/arm64]": True,
+        "t.py::test_c[linux/arm64]": False,
+    }
