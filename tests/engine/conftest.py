@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import docker
@@ -152,3 +154,18 @@ def engine_uname() -> str:
     return subprocess.run(
         ["docker", "version", "--format", "{{.Server.Arch}}"], capture_output=True, text=True, check=False
     ).stdout.strip()
+
+
+def buildah_write(ref: str, *destinations: str) -> None:
+    """Write the index ``ref`` as buildah does: ``oci:PATH:TAG``, ``oci-archive:PATH:TAG``."""
+    if not shutil.which("buildah"):
+        pytest.fail("buildah is not installed (sample_images/build.sh installs it)")
+    name = f"multiarch-test-{uuid.uuid4().hex[:8]}"
+    run = lambda *a: subprocess.run(["buildah", *a], check=True, capture_output=True, text=True)  # noqa: E731
+    run("manifest", "create", name)
+    try:
+        run("manifest", "add", "--all", "--tls-verify=false", name, f"docker://{ref}")
+        for dest in destinations:
+            run("manifest", "push", "--all", "--tls-verify=false", name, dest)
+    finally:
+        subprocess.run(["buildah", "manifest", "rm", name], capture_output=True, check=False)

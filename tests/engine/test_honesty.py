@@ -18,7 +18,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from conftest import by_platform, image_named, project, reap, run_plugin
+from conftest import buildah_write, by_platform, image_named, project, reap, run_plugin
 from harness.manifest import Index
 from harness.reference import Reference
 from harness.registry import Registry
@@ -299,14 +299,7 @@ def test_registry_errors_name_the_registry_and_the_fix(where, tmp_path):
 @pytest.fixture(scope="module")
 def buildah_layout(samples, tmp_path_factory):
     out = tmp_path_factory.mktemp("layout") / "layout"
-    name = f"multiarch-honesty-{os.getpid()}"
-    run = lambda *a: subprocess.run(["buildah", *a], check=True, capture_output=True, text=True)  # noqa: E731
-    run("manifest", "create", name)
-    try:
-        run("manifest", "add", "--all", "--tls-verify=false", name, f"docker://{samples['good']}")
-        run("manifest", "push", "--all", "--tls-verify=false", name, f"oci:{out}:v1")
-    finally:
-        subprocess.run(["buildah", "manifest", "rm", name], capture_output=True, check=False)
+    buildah_write(samples["good"], f"oci:{out}:v1")
     return out
 
 

@@ -8,12 +8,11 @@ import base64
 import json
 import os
 import shutil
-import subprocess
 import uuid
 
 import pytest
 
-from conftest import by_platform, image_named, project, run_plugin
+from conftest import buildah_write, by_platform, image_named, project, run_plugin
 from harness import Harness
 from harness.reference import Reference
 from harness.registry import Registry, RegistryError
@@ -126,18 +125,8 @@ def test_login_from_a_credential_helper(private_image, tmp_path_factory, no_left
 @pytest.fixture(scope="module")
 def buildah_outputs(samples, tmp_path_factory):
     """The armv7-in-v6 sample as buildah writes it: an OCI layout and an OCI archive."""
-    if not shutil.which("buildah"):
-        pytest.fail("buildah is not installed (sample_images/build.sh installs it)")
     out = tmp_path_factory.mktemp("buildah")
-    name = f"multiarch-test-{uuid.uuid4().hex[:8]}"
-    run = lambda *a: subprocess.run(["buildah", *a], check=True, capture_output=True, text=True)  # noqa: E731
-    run("manifest", "create", name)
-    try:
-        run("manifest", "add", "--all", "--tls-verify=false", name, f"docker://{samples['armv7-in-v6']}")
-        run("manifest", "push", "--all", "--tls-verify=false", name, f"oci:{out / 'layout'}:v1")
-        run("manifest", "push", "--all", "--tls-verify=false", name, f"oci-archive:{out / 'image.tar'}:v1")
-    finally:
-        subprocess.run(["buildah", "manifest", "rm", name], capture_output=True, check=False)
+    buildah_write(samples["armv7-in-v6"], f"oci:{out / 'layout'}:v1", f"oci-archive:{out / 'image.tar'}:v1")
     return out
 
 
