@@ -344,11 +344,7 @@ class Report:
         return {"outcome": PASSED, "detail": f"{plat.slowdown_text()}, within --max-slowdown {self.max_slowdown:g}"}
 
     def write_json(self, path: str | Path) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_json(), indent=2) + "\n")
-        tmp.replace(path)
+        write_atomic(path, json.dumps(self.to_json(), indent=2) + "\n")
 
     def rows(self) -> list[Row]:
         """The matrix: one row per (image, platform), missing platforms included."""
@@ -581,14 +577,21 @@ def _mark(check: dict[str, Any] | None) -> str:
     return MARK.get(outcome, outcome)
 
 
-def write_atomic(path: str | Path, text: str) -> None:
+def write_atomic(path: str | Path, text: str | Callable[[Path], None]) -> None:
     """Write a report whole or not at all: a reader never sees half of one, and an
-    interrupted write leaves the previous file as it was."""
+    interrupted write leaves the previous file as it was, and no temporary file beside it.
+    ``text`` is the content, or a function that writes the file it is given."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    try:
+        if callable(text):
+            text(tmp)
+        else:
+            tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def sorted_platforms(plats: Iterable[PlatformResult]) -> list[PlatformResult]:

@@ -13,6 +13,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from harness.platform import Platform, sort_key
+from harness.report import write_atomic
 
 
 def split_by_platform(path: str | Path) -> None:
@@ -93,6 +94,4 @@ def add_failures(path: str | Path, failures: list[tuple[str, str, str]]) -> None
 
 def _write(tree: ET.ElementTree[ET.Element], path: Path) -> None:
     ET.indent(tree)
-    tmp = path.with_name(path.name + ".tmp")
-    tree.write(tmp, encoding="utf-8", xml_declaration=True)
-    tmp.replace(path)
+    write_atomic(path, lambda tmp: tree.write(tmp, encoding="utf-8", xml_declaration=True))

@@ -272,3 +272,19 @@ def test_a_single_image_is_named_as_one():
     r.add({"image": IMG, "index_digest": "sha256:idx", "kind": KIND_COVERAGE, "is_index": False, "present": []})
     r.add(check("linux/amd64", "config"))
     assert "samples/x:1.0 @ sha256:idx (a single image, not a manifest list)" in r.matrix()
+
+
+def test_a_report_is_written_whole_or_not_at_all(tmp_path):
+    from harness.report import write_atomic
+
+    path = tmp_path / "out" / "r.json"
+    write_atomic(path, "first")
+
+    def broken(tmp):
+        tmp.write_text("half")
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError):
+        write_atomic(path, broken)
+    assert path.read_text() == "first"
+    assert sorted(p.name for p in path.parent.iterdir()) == ["r.json"]  # no temporary file left
