@@ -16,12 +16,15 @@ from .registry import Registry, RegistryError
 from .session import Harness, ImagePlan, Target
 
 if TYPE_CHECKING:
-    from .container import CommandResult, Container
+    from .container import CommandResult, CommandTimeout, Container, ContainerGone
+
+
+_CONTAINER_NAMES = ("CommandResult", "CommandTimeout", "Container", "ContainerGone")
 
 
 def __getattr__(name: str) -> Any:
     # testcontainers (and docker with it) loads only when containers are used.
-    if name in ("CommandResult", "Container"):
+    if name in _CONTAINER_NAMES:
         from . import container
 
         return getattr(container, name)
@@ -31,7 +34,9 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "CheckResult",
     "CommandResult",
+    "CommandTimeout",
     "Container",
+    "ContainerGone",
     "Engine",
     "EngineError",
     "Harness",

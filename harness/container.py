@@ -75,7 +75,6 @@ class Container:
     ) -> None:
         self.pinned = pinned
         self.platform = platform
-        self.command_seconds = 0.0
         self._tc = DockerContainer(pinned, docker_client_kw=docker_client_kw)
         for key, value in (environment or {}).items():
             self._tc.with_env(key, value)
@@ -141,7 +140,6 @@ class Container:
             raise CommandTimeout(f"$ {shlex.join(argv)} was still running after {timeout:.0f}s on {self.platform}")
         if "error" in box:
             raise self._gone(argv) or box["error"]
-        self.command_seconds += took
         out, err = box.get("output") or (None, None)
         exit_code = api.exec_inspect(exec_id).get("ExitCode")
         if exit_code is None or exit_code >= 128:  # no exit code, or a signal: was it the container?

@@ -117,9 +117,6 @@ class Engine:
             )
         return Mode(EMULATED, f"qemu via binfmt_misc handler {handler.name}")
 
-    def emulated_platforms(self, platforms: list[Platform]) -> list[Platform]:
-        return [p for p in platforms if self.mode(p).emulated]
-
     def pull(self, pinned: str, auth: tuple[str, str] | None = None) -> None:
         """Pull ``name@digest`` unless present. One pull per digest at a time on this machine.
 

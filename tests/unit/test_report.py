@@ -288,3 +288,10 @@ def test_a_report_is_written_whole_or_not_at_all(tmp_path):
         write_atomic(path, broken)
     assert path.read_text() == "first"
     assert sorted(p.name for p in path.parent.iterdir()) == ["r.json"]  # no temporary file left
+
+
+def test_the_errors_a_test_may_catch_are_exported_by_the_library():
+    import harness
+    from harness.container import CommandTimeout, ContainerGone
+
+    assert (harness.CommandTimeout, harness.ContainerGone) == (CommandTimeout, ContainerGone)
