@@ -284,7 +284,7 @@ def test_a_report_is_written_whole_or_not_at_all(tmp_path):
         tmp.write_text("half")
         raise OSError(28, "No space left on device")
 
-    with pytest.raises(OSError):
+    with pytest.raises(OSError, match="No space left"):
         write_atomic(path, broken)
     assert path.read_text() == "first"
     assert sorted(p.name for p in path.parent.iterdir()) == ["r.json"]  # no temporary file left
