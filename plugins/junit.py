@@ -10,13 +10,16 @@ they were.
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from collections.abc import Sequence
 from pathlib import Path
 
 from harness.platform import Platform, sort_key
 from harness.report import write_atomic
 
 
-def split_by_platform(path: str | Path) -> None:
+def split_by_platform(path: str | Path, failures: Sequence[tuple[str, str, str]] = ()) -> None:
+    """Rewrite the file pytest wrote: a suite per platform, plus a failed test case per
+    (platform, name, message) of ``failures`` (see :func:`_add_failures`)."""
     path = Path(path)
     tree = ET.parse(path)
     root = tree.getroot()
@@ -46,7 +49,9 @@ def split_by_platform(path: str | Path) -> None:
         _count(suite)
         keep = [suite] if suite.findall("testcase") else []
         root[at : at + 1] = keep + new
-    _write(tree, path)
+    _add_failures(root, failures)
+    ET.indent(tree)
+    write_atomic(path, lambda tmp: tree.write(tmp, encoding="utf-8", xml_declaration=True))
 
 
 def _platform(case: ET.Element) -> str | None:
@@ -71,15 +76,9 @@ def _count(suite: ET.Element) -> None:
     suite.set("time", f"{sum(float(c.get('time') or 0) for c in cases):.3f}")
 
 
-def add_failures(path: str | Path, failures: list[tuple[str, str, str]]) -> None:
-    """Add a failed test case per (platform, name, message) to that platform's suite: a
-    platform failed by a run-wide rule (``--max-slowdown``) has no test case of its own,
-    and a dashboard that reads JUnit alone must still see it red."""
-    if not failures:
-        return
-    path = Path(path)
-    tree = ET.parse(path)
-    root = tree.getroot()
+def _add_failures(root: ET.Element, failures: Sequence[tuple[str, str, str]]) -> None:
+    """A platform failed by a run-wide rule (``--max-slowdown``) has no test case of its
+    own, and a dashboard that reads JUnit alone must still see it red."""
     for platform, name, message in failures:
         suite = next((s for s in root.iter("testsuite") if s.get("name", "").endswith(f"({platform})")), None)
         if suite is None:
@@ -89,9 +88,3 @@ def add_failures(path: str | Path, failures: list[tuple[str, str, str]]) -> None
         props = ET.SubElement(case, "properties")
         ET.SubElement(props, "property", {"name": "platform", "value": platform})
         _count(suite)
-    _write(tree, path)
-
-
-def _write(tree: ET.ElementTree[ET.Element], path: Path) -> None:
-    ET.indent(tree)
-    write_atomic(path, lambda tmp: tree.write(tmp, encoding="utf-8", xml_declaration=True))

@@ -29,7 +29,7 @@ from harness.session import ImagePlan, Target
 
 from . import items as checks_
 from . import options
-from .junit import add_failures, split_by_platform
+from .junit import split_by_platform
 from .runinfo import RunRecorder, Signals, worker_output
 
 RECORD = "multiarch_record"
@@ -104,8 +104,6 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     opts = options.resolve(config)
     workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
-    if workerinput is None:
-        options.check_writable(opts)
     if workerinput is not None:
         state = State(
             opts,
@@ -116,6 +114,7 @@ def pytest_configure(config: pytest.Config) -> None:
             dict(workerinput.get("multiarch_plan_errors") or {}),
         )
     else:
+        options.check_writable(opts)
         state = State(opts, os.environ.get("MULTIARCH_SESSION_ID") or uuid.uuid4().hex[:12], False)
         reporter = Reporter(state)
         config.stash[REPORTER] = reporter
@@ -524,14 +523,11 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     reporter = config.stash.get(REPORTER, None)
     xmlpath = getattr(config.option, "xmlpath", None)
     if reporter is not None and xmlpath and reporter.report.images and os.path.exists(xmlpath):
-        split_by_platform(xmlpath)  # pytest has written it by now (in pytest_sessionfinish)
-        add_failures(
-            xmlpath,
-            [
-                (plat.platform, f"multiarch:{image}::slowdown[{plat.platform}]", plat.limit_reason())
-                for image, plat in reporter.report.over_limit()
-            ],
-        )
+        slow = [
+            (plat.platform, f"multiarch:{image}::slowdown[{plat.platform}]", plat.limit_reason())
+            for image, plat in reporter.report.over_limit()
+        ]
+        split_by_platform(xmlpath, slow)  # pytest has written it by now (in pytest_sessionfinish)
     if reporter is not None:
         words = reporter.last_words()
         terminal = config.pluginmanager.get_plugin("terminalreporter")
