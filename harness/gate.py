@@ -125,23 +125,23 @@ def judge(
             out.append(f"{ref}: {img['error']}")
         if not img.get("digest"):
             out.append(f"{ref}: the report names no index digest, so there is nothing to vouch for")
-        for missing in img.get("missing_platforms", []):
-            out.append(f"{ref}: {missing} is missing from the index")
+        missing = img.get("missing_platforms", [])
+        out.extend(f"{ref}: {name} is missing from the index" for name in missing)
         plats = {p["platform"]: p for p in img.get("platforms", [])}
         if len(plats) != len(img.get("platforms", [])):
             out.append(f"{ref}: a platform appears twice in the report")
-        if not plats and not img.get("missing_platforms"):
+        if not plats and not missing:
             out.append(f"{ref}: no platform was tested")
         requested = img.get("requested_platforms")
         if requested is None and not img.get("error"):
             out.append(f"{ref}: the report does not say which platforms the run was to test")
         for name in requested or ():
-            if name not in plats and name not in img.get("missing_platforms", []):
+            if name not in plats and name not in missing:
                 out.append(f"{ref}: {name} was to be tested, but the report has no result for it")
         wanted = list(require) if require is not None else list(plats)
         for name in wanted:
             if name not in plats:
-                if name not in img.get("missing_platforms", []):
+                if name not in missing:
                     out.append(f"{ref}: required platform {name} was not tested")
                 continue
             out.extend(f"{ref} {name}: {why}" for why in _platform_reasons(plats[name], run_limit, max_slowdown))
