@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING, Any
 
 from .checks import CheckResult
 from .engine import Engine, EngineError, Mode
+from .errors import MultiarchError
 from .platform import Platform, PlatformError
-from .reference import Reference, ReferenceError
+from .reference import ImageReferenceError, Reference
 from .registry import Registry, RegistryError
 from .session import Harness, ImagePlan, Target
 
@@ -41,11 +42,12 @@ __all__ = [
     "EngineError",
     "Harness",
     "ImagePlan",
+    "ImageReferenceError",
     "Mode",
+    "MultiarchError",
     "Platform",
     "PlatformError",
     "Reference",
-    "ReferenceError",
     "Registry",
     "RegistryError",
     "Target",

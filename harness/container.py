@@ -22,21 +22,22 @@ import docker.errors
 import requests
 from testcontainers.core.container import DockerContainer
 
+from .errors import MultiarchError
 from .labels import LABEL, LABEL_DIGEST, LABEL_IMAGE, LABEL_PID, LABEL_PLATFORM, LABEL_SESSION  # noqa: F401
 
 #: Sleeps far longer than any run while staying within 32-bit time_t.
 KEEPALIVE_SECONDS = "2147483647"
 
 
-class CommandTimeout(TimeoutError):
+class CommandTimeout(MultiarchError, TimeoutError):
     """A command ran past its timeout; the message says which, where and for how long."""
 
 
-class ContainerExited(RuntimeError):
+class ContainerExited(MultiarchError, RuntimeError):
     """The container stopped by itself: its exit code and last output are in the message."""
 
 
-class ContainerGone(RuntimeError):
+class ContainerGone(MultiarchError, RuntimeError):
     """The container stopped or vanished while in use (killed, removed, out of memory)."""
 
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from .arch import ARM_CPU_ARCH, machine_name
+from .errors import MultiarchError
 
 ELF_MAGIC = b"\x7fELF"
 EM_ARM = 40
@@ -47,7 +48,7 @@ MAX_ENTRY = 128  # bytes of one program or section header entry (32 to 64 in rea
 MAX_ATTRIBUTES = 1 << 20
 
 
-class ELFError(ValueError):
+class ELFError(MultiarchError, ValueError):
     """A file that starts like ELF but cannot be read as one."""
 
 

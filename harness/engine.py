@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import binfmt
 from .arch import spec_for
+from .errors import MultiarchError
 from .platform import Platform
 
 if TYPE_CHECKING:
@@ -34,7 +35,7 @@ INSTALL_QEMU = (
 )
 
 
-class EngineError(RuntimeError):
+class EngineError(MultiarchError, RuntimeError):
     """The engine is unreachable or refused an operation; the message says which."""
 
 

@@ -28,9 +28,10 @@ from pathlib import Path
 from typing import Any
 
 from .checks import CHECKS, PASSED, SKIP_ALLOWED, SKIPPED
+from .errors import MultiarchError
 from .manifest import ImageManifest, Index
 from .platform import PlatformError, parse_list
-from .reference import Reference, ReferenceError, same_registry
+from .reference import ImageReferenceError, Reference, same_registry
 from .registry import Registry, RegistryError
 
 SCHEMA_FILE = Path(__file__).parent / "schema" / "report-v1.json"
@@ -40,7 +41,7 @@ EXIT_NO_GO = 1
 EXIT_UNUSABLE = 2
 
 
-class GateError(ValueError):
+class GateError(MultiarchError, ValueError):
     """The release must not go out (exit 1); the message says why."""
 
 
@@ -326,6 +327,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except GateError as exc:
         print(f"multiarch {args.command}: {exc}", file=sys.stderr)
         return EXIT_NO_GO
-    except (PlatformError, ReferenceError, RegistryError) as exc:
+    except (PlatformError, ImageReferenceError, RegistryError) as exc:
         print(f"multiarch {args.command}: {exc}", file=sys.stderr)
         return EXIT_UNUSABLE

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from . import elf
+from .errors import MultiarchError
 from .streams import ChunkReader
 
 igzip: Any
@@ -47,7 +48,7 @@ SPOOL_IN_MEMORY = 16 << 20
 INDEX_FORMAT = 3
 
 
-class LayerError(ValueError):
+class LayerError(MultiarchError, ValueError):
     """A layer that cannot be read as a tar stream; the message names the layer."""
 
 

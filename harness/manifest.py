@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .errors import MultiarchError
 from .platform import Platform, PlatformError
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -24,7 +25,7 @@ ACCEPT = ", ".join(INDEX_TYPES + MANIFEST_TYPES)
 ATTESTATION_ANNOTATION = "vnd.docker.reference.type"
 
 
-class DocumentError(ValueError):
+class DocumentError(MultiarchError, ValueError):
     """A registry document that is not what it claims to be."""
 
 

@@ -12,6 +12,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .errors import MultiarchError
+
 _ARCH_ALIASES = {
     "x86_64": "amd64",
     "x86-64": "amd64",
@@ -59,7 +61,7 @@ KNOWN: tuple[str, ...] = (
 _KNOWN_OS = ("linux", "windows", "darwin", "freebsd")
 
 
-class PlatformError(ValueError):
+class PlatformError(MultiarchError, ValueError):
     """A platform string that cannot be understood; the message says how to fix it."""
 
 

@@ -6,6 +6,8 @@ import ipaddress
 import re
 from dataclasses import dataclass, replace
 
+from .errors import MultiarchError
+
 DOCKER_HUB = "registry-1.docker.io"
 _HUB_NAMES = {"docker.io", "index.docker.io", DOCKER_HUB}
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
@@ -13,7 +15,7 @@ _TAG = re.compile(r"^[\w][\w.-]{0,127}$")
 _REPO = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")
 
 
-class ReferenceError(ValueError):
+class ImageReferenceError(MultiarchError, ValueError):
     """An image reference that cannot be parsed; the message names it and the fix."""
 
 
@@ -29,12 +31,14 @@ class Reference:
         raw = text
         text = text.strip()
         if not text or any(c.isspace() for c in text):
-            raise ReferenceError(f"{raw!r} is not an image reference: expected [REGISTRY/]REPO[:TAG][@sha256:DIGEST]")
+            raise ImageReferenceError(
+                f"{raw!r} is not an image reference: expected [REGISTRY/]REPO[:TAG][@sha256:DIGEST]"
+            )
         digest = None
         if "@" in text:
             text, digest = text.split("@", 1)
             if not _DIGEST.match(digest):
-                raise ReferenceError(f"{raw!r}: digest {digest!r} is not sha256: followed by 64 hex digits")
+                raise ImageReferenceError(f"{raw!r}: digest {digest!r} is not sha256: followed by 64 hex digits")
         first, sep, rest = text.partition("/")
         if sep and ("." in first or ":" in first or first == "localhost"):
             registry, path = first, rest
@@ -47,11 +51,13 @@ class Reference:
         if colon and "/" not in maybe_tag:
             path, tag = name, maybe_tag
             if not _TAG.match(tag):
-                raise ReferenceError(f"{raw!r}: tag {tag!r} is not valid")
+                raise ImageReferenceError(f"{raw!r}: tag {tag!r} is not valid")
         if registry == DOCKER_HUB and "/" not in path:
             path = "library/" + path
         if not _REPO.match(path):
-            raise ReferenceError(f"{raw!r}: repository {path!r} is not valid (lower-case letters, digits, . _ - and /)")
+            raise ImageReferenceError(
+                f"{raw!r}: repository {path!r} is not valid (lower-case letters, digits, . _ - and /)"
+            )
         if tag is None and digest is None:
             tag = "latest"
         return cls(registry, path, tag, digest)
@@ -71,7 +77,7 @@ class Reference:
     def pinned(self) -> str:
         """``name@digest``: what the engine pulls and runs, never a tag."""
         if not self.digest:
-            raise ReferenceError(f"{self} has no digest")
+            raise ImageReferenceError(f"{self} has no digest")
         return f"{self.name}@{self.digest}"
 
     def __str__(self) -> str:

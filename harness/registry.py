@@ -20,6 +20,7 @@ from typing import Any
 
 import requests
 
+from .errors import MultiarchError
 from .manifest import ACCEPT, ImageManifest, Index, parse_manifest
 from .reference import DOCKER_HUB, Reference
 from .streams import ChunkReader
@@ -27,7 +28,7 @@ from .streams import ChunkReader
 _RETRY_STATUS = {429, 500, 502, 503, 504}
 
 
-class RegistryError(RuntimeError):
+class RegistryError(MultiarchError, RuntimeError):
     """A registry that refused, failed or sent something that does not verify."""
 
 

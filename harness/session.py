@@ -23,6 +23,7 @@ from . import checks
 from . import probe as probing
 from .checks import CheckResult
 from .engine import UNAVAILABLE, Engine, EngineError, Mode
+from .errors import MultiarchError
 from .labels import HOSTNAME, LABEL, LABEL_DIGEST, LABEL_HOST, LABEL_IMAGE, LABEL_PID, LABEL_PLATFORM, LABEL_SESSION
 from .layers import Filesystem
 from .manifest import ImageConfig
@@ -84,7 +85,7 @@ class ImagePlan:
         )
 
 
-class PlanError(RuntimeError):
+class PlanError(MultiarchError, RuntimeError):
     """An image that could not be resolved, as another process (the xdist controller) found."""
 
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
+from .errors import MultiarchError
 from .layers import Filesystem, IndexCache, LayerIndex, index_layer, layer_index, open_decompressed
 from .manifest import DocumentError, ImageConfig, ImageManifest, Index, parse_manifest
 from .platform import Platform
@@ -39,7 +40,7 @@ REF_NAME = "org.opencontainers.image.ref.name"
 BLOB_TRIES = 3
 
 
-class SourceError(ValueError):
+class SourceError(MultiarchError, ValueError):
     """A source that cannot be opened or read; the message names it and the fix."""
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from harness.platform import Platform, PlatformError, check_known, format_list, parse_list
-from harness.reference import ReferenceError
+from harness.reference import ImageReferenceError
 from harness.sources import SourceError, check_source_name
 
 
@@ -192,7 +192,7 @@ def resolve(config: pytest.Config) -> Options:
     for ref in refs:
         try:
             check_source_name(ref)
-        except (ReferenceError, SourceError) as exc:
+        except (ImageReferenceError, SourceError) as exc:
             raise pytest.UsageError(f"--image: {exc}") from None
     plats = _resolve(config, "platforms", "multiarch_platforms", "MULTIARCH_PLATFORMS")
     try:

@@ -26,7 +26,7 @@ from harness import elf
 from harness.layers import LayerError, index_layer, open_decompressed
 from harness.manifest import DocumentError, ImageConfig, parse_manifest
 from harness.platform import Platform, PlatformError, parse_list
-from harness.reference import Reference, ReferenceError
+from harness.reference import ImageReferenceError, Reference
 
 BUDGET = settings(
     max_examples=int(os.environ.get("MULTIARCH_FUZZ_EXAMPLES", "150")),
@@ -80,7 +80,7 @@ def test_platform_lists(text):
     )
 )
 def test_image_references(text):
-    ref, error = attempt(Reference.parse, text, error=ReferenceError)
+    ref, error = attempt(Reference.parse, text, error=ImageReferenceError)
     if ref is None:
         assert error is not None
         assert repr(text) in error or text.strip() in error

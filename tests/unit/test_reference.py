@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.reference import Reference, ReferenceError
+from harness.reference import ImageReferenceError, Reference
 
 DIGEST = "sha256:" + "a" * 64
 
@@ -46,5 +46,5 @@ def test_loopback_detection():
     ],
 )
 def test_bad_references_name_the_input(bad, says):
-    with pytest.raises(ReferenceError, match=says):
+    with pytest.raises(ImageReferenceError, match=says):
         Reference.parse(bad)
