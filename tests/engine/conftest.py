@@ -1,47 +1,17 @@
 """The engine tier: the real engine, QEMU handlers and registry that stack/setup.sh starts.
 
 If they do not answer, these tests are skipped here with the reason, and fail in CI.
+Only fixtures live here; what the tests share otherwise is in enginekit.py.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import subprocess
-import sys
-import time
-import uuid
 from pathlib import Path
 
 import docker
 import pytest
 import requests
-
-from harness.labels import LABEL
-
-REGISTRY = os.environ.get("SAMPLE_REGISTRY", "127.0.0.1:5000")
-SAMPLES = ("good", "amd64-tarball", "armv7-in-v6", "lost-arm64", "mislabelled")
-TOP = Path(__file__).resolve().parents[2]
-RELEASE_PLATFORMS = [
-    line.split()[0]
-    for line in (TOP / "sample_images" / "platforms.txt").read_text().splitlines()
-    if line.strip() and not line.startswith("#")
-]
-DEBIAN_SAMPLES = ("debian", "debian-defects")
-DEBIAN_PLATFORMS = [
-    word
-    for line in (TOP / "sample_images" / "debian" / "platforms").read_text().splitlines()
-    if not line.startswith("#")
-    for word in line.split()
-]
-
-
-def _unavailable(why: str) -> None:
-    message = f"{why}; start the stack with stack/setup.sh (scripts/bootstrap does it all)"
-    if os.environ.get("CI"):
-        pytest.fail(f"engine tier in CI: {message}", pytrace=False)
-    pytest.skip(message)
+from enginekit import DEBIAN_SAMPLES, REGISTRY, SAMPLES, harness_containers, sample_refs, unavailable
 
 
 @pytest.fixture(scope="session")
@@ -50,9 +20,9 @@ def engine() -> docker.DockerClient:
         client = docker.from_env()
         client.ping()
     except docker.errors.DockerException as exc:
-        _unavailable(f"no container engine answers ({exc})")
+        unavailable(f"no container engine answers ({exc})")
     if not Path("/proc/sys/fs/binfmt_misc/qemu-aarch64").exists():
-        _unavailable("no QEMU binfmt_misc handlers are registered")
+        unavailable("no QEMU binfmt_misc handlers are registered")
     return client
 
 
@@ -61,49 +31,19 @@ def registry(engine: docker.DockerClient) -> str:
     try:
         requests.get(f"http://{REGISTRY}/v2/", timeout=5).raise_for_status()
     except requests.RequestException as exc:
-        _unavailable(f"no registry answers at {REGISTRY} ({exc})")
+        unavailable(f"no registry answers at {REGISTRY} ({exc})")
     return REGISTRY
-
-
-def _sample_refs(registry: str, names: tuple[str, ...]) -> dict[str, str]:
-    refs = {name: f"{registry}/samples/{name}:1.0" for name in names}
-    for name in names:
-        got = requests.head(
-            f"http://{registry}/v2/samples/{name}/manifests/1.0",
-            headers={
-                "Accept": "application/vnd.oci.image.index.v1+json, "
-                "application/vnd.docker.distribution.manifest.list.v2+json"
-            },
-            timeout=5,
-        )
-        if got.status_code != 200:
-            _unavailable(f"sample image {refs[name]} is not in the registry (run sample_images/build.sh)")
-    return refs
 
 
 @pytest.fixture(scope="session")
 def samples(registry: str) -> dict[str, str]:
-    return _sample_refs(registry, SAMPLES)
+    return sample_refs(registry, SAMPLES)
 
 
 @pytest.fixture(scope="session")
 def debian_samples(registry: str) -> dict[str, str]:
     """The Debian root filesystem samples, on their own six platforms (DEBIAN_PLATFORMS)."""
-    return _sample_refs(registry, DEBIAN_SAMPLES)
-
-
-def reap(proc: subprocess.Popen) -> None:
-    """Stop a pytest started in the background if it still runs; always close its pipe."""
-    if proc.poll() is None:
-        proc.kill()
-    if proc.stdout is not None and not proc.stdout.closed:
-        proc.communicate()
-
-
-def harness_containers(client: docker.DockerClient) -> list[str]:
-    # The low-level list: the high-level one inspects each container after listing, and
-    # fails on one that a run removed in between.
-    return [c["Id"] for c in client.api.containers(all=True, filters={"label": LABEL})]
+    return sample_refs(registry, DEBIAN_SAMPLES)
 
 
 @pytest.fixture
@@ -113,59 +53,3 @@ def no_leftovers(engine: docker.DockerClient):
     yield
     left = set(harness_containers(engine)) - before
     assert not left, f"containers left behind: {sorted(left)}"
-
-
-def run_plugin(
-    where: Path, *args: str, timeout: float = 900, env: dict[str, str] | None = None
-) -> tuple[pytest.RunResult, dict]:
-    """Run pytest with the plugin in a subprocess in ``where``; returns the result and its JSON."""
-    report = where / "multiarch.json"
-    report.unlink(missing_ok=True)
-    cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--multiarch-json", str(report), *args]
-    start = time.monotonic()
-    proc = subprocess.run(
-        cmd, cwd=where, capture_output=True, text=True, timeout=timeout, check=False, env={**os.environ, **(env or {})}
-    )
-    result = pytest.RunResult(
-        proc.returncode, proc.stdout.splitlines(), proc.stderr.splitlines(), time.monotonic() - start
-    )
-    data = json.loads(report.read_text()) if report.exists() else {}
-    return result, data
-
-
-def project(tmp_path_factory: pytest.TempPathFactory, name: str, files: dict[str, str]) -> Path:
-    """A throwaway test project: its own folder, an empty ini, the given test files."""
-    where = tmp_path_factory.mktemp(name)
-    (where / "pytest.ini").write_text("[pytest]\n")
-    for filename, text in files.items():
-        (where / filename).write_text(text)
-    return where
-
-
-def by_platform(image: dict) -> dict[str, dict]:
-    return {p["platform"]: p for p in image["platforms"]}
-
-
-def image_named(data: dict, ref: str) -> dict:
-    return next(i for i in data["images"] if i["ref"] == ref)
-
-
-def engine_uname() -> str:
-    return subprocess.run(
-        ["docker", "version", "--format", "{{.Server.Arch}}"], capture_output=True, text=True, check=False
-    ).stdout.strip()
-
-
-def buildah_write(ref: str, *destinations: str) -> None:
-    """Write the index ``ref`` as buildah does: ``oci:PATH:TAG``, ``oci-archive:PATH:TAG``."""
-    if not shutil.which("buildah"):
-        pytest.fail("buildah is not installed (sample_images/build.sh installs it)")
-    name = f"multiarch-test-{uuid.uuid4().hex[:8]}"
-    run = lambda *a: subprocess.run(["buildah", *a], check=True, capture_output=True, text=True)  # noqa: E731
-    run("manifest", "create", name)
-    try:
-        run("manifest", "add", "--all", "--tls-verify=false", name, f"docker://{ref}")
-        for dest in destinations:
-            run("manifest", "push", "--all", "--tls-verify=false", name, dest)
-    finally:
-        subprocess.run(["buildah", "manifest", "rm", name], capture_output=True, check=False)

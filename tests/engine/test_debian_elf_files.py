@@ -17,8 +17,8 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from enginekit import unavailable
 
-from conftest import _unavailable
 from harness.checks import FAILED, PASSED, check_elf
 from harness.layers import Filesystem
 from harness.platform import Platform
@@ -42,7 +42,7 @@ def deb(package: str, arch: str) -> Path:
     if found:
         return found[-1]
     if shutil.which("apt-get") is None:
-        _unavailable("no apt-get here to fetch Debian's packages")
+        unavailable("no apt-get here to fetch Debian's packages")
     DEBS.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         Path(tmp).chmod(0o777)  # apt downloads as _apt
@@ -51,7 +51,7 @@ def deb(package: str, arch: str) -> Path:
         )
         files = list(Path(tmp).glob("*.deb"))
         if got.returncode != 0 or not files:
-            _unavailable(f"apt-get download {package}:{arch} failed: {got.stderr.strip()[-300:]}")
+            unavailable(f"apt-get download {package}:{arch} failed: {got.stderr.strip()[-300:]}")
         target = DEBS / files[0].name
         shutil.move(str(files[0]), target)
     return target

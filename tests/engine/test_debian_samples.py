@@ -12,8 +12,8 @@ import json
 
 import jsonschema
 import pytest
+from enginekit import DEBIAN_PLATFORMS, TOP, by_platform, harness_containers, image_named, project, run_plugin
 
-from conftest import DEBIAN_PLATFORMS, TOP, by_platform, harness_containers, image_named, project, run_plugin
 from harness.gate import SCHEMA_FILE
 from harness.manifest import OCI_INDEX, ImageManifest, Index
 from harness.reference import Reference

@@ -6,9 +6,9 @@ from __future__ import annotations
 import time
 
 import pytest
+from enginekit import project, run_plugin
 from proxy import Fault, RecordingProxy
 
-from conftest import project, run_plugin
 from harness import Harness
 from harness.checks import PASSED
 from harness.platform import Platform

@@ -17,8 +17,8 @@ import time
 import xml.etree.ElementTree as ET
 
 import pytest
+from enginekit import buildah_write, by_platform, image_named, project, reap, run_plugin
 
-from conftest import buildah_write, by_platform, image_named, project, reap, run_plugin
 from harness.manifest import Index
 from harness.reference import Reference
 from harness.registry import Registry

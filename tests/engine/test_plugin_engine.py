@@ -10,8 +10,7 @@ import sys
 import time
 
 import pytest
-
-from conftest import TOP, by_platform, harness_containers, image_named, project, reap, run_plugin
+from enginekit import TOP, by_platform, harness_containers, image_named, project, reap, run_plugin
 
 PLATFORMS = "linux/amd64,linux/arm64,linux/s390x"
 

@@ -8,8 +8,8 @@ import sys
 import uuid
 
 import pytest
+from enginekit import project, run_plugin
 
-from conftest import project, run_plugin
 from harness.manifest import ImageManifest, Index
 from harness.reference import Reference
 from harness.registry import Registry

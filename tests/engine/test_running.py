@@ -12,8 +12,8 @@ import sys
 import time
 
 import pytest
+from enginekit import TOP, by_platform, harness_containers, image_named, project, reap, run_plugin
 
-from conftest import TOP, by_platform, harness_containers, image_named, project, reap, run_plugin
 from harness.labels import HOSTNAME, LABEL, LABEL_HOST, LABEL_PID, LABEL_SESSION
 
 TIMEOUT_TESTS = """

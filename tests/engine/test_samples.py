@@ -7,8 +7,8 @@ import json
 import browser
 import jsonschema
 import pytest
+from enginekit import RELEASE_PLATFORMS, TOP, by_platform, image_named, project, run_plugin
 
-from conftest import RELEASE_PLATFORMS, TOP, by_platform, image_named, project, run_plugin
 from harness.gate import SCHEMA_FILE
 from harness.manifest import Index
 from harness.reference import Reference

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from conftest import project, run_plugin
+from enginekit import project, run_plugin
 
 INSPECT = """
 import docker

@@ -11,8 +11,8 @@ import shutil
 import uuid
 
 import pytest
+from enginekit import buildah_write, by_platform, image_named, project, run_plugin
 
-from conftest import buildah_write, by_platform, image_named, project, run_plugin
 from harness import Harness
 from harness.reference import Reference
 from harness.registry import Registry, RegistryError

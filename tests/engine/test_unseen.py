@@ -14,9 +14,9 @@ import uuid
 
 import pytest
 from elfcraft import elf_for
+from enginekit import by_platform, image_named, project, run_plugin
 from push import Pusher
 
-from conftest import by_platform, image_named, project, run_plugin
 from harness import Harness
 
 NEEDED = ("linux/amd64", "linux/arm64", "linux/arm/v7", "linux/arm/v5", "linux/ppc64le", "linux/s390x")

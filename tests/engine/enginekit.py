@@ -1,0 +1,125 @@
+"""What the engine tier's tests share: where the stack and the samples are, throwaway test
+projects run with the plugin in a subprocess, their JSON report read back, and a few reads
+of the engine and the registry. The fixtures that use these live in conftest.py."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import docker
+import pytest
+import requests
+
+from harness.labels import LABEL
+
+REGISTRY = os.environ.get("SAMPLE_REGISTRY", "127.0.0.1:5000")
+SAMPLES = ("good", "amd64-tarball", "armv7-in-v6", "lost-arm64", "mislabelled")
+TOP = Path(__file__).resolve().parents[2]
+RELEASE_PLATFORMS = [
+    line.split()[0]
+    for line in (TOP / "sample_images" / "platforms.txt").read_text().splitlines()
+    if line.strip() and not line.startswith("#")
+]
+DEBIAN_SAMPLES = ("debian", "debian-defects")
+DEBIAN_PLATFORMS = [
+    word
+    for line in (TOP / "sample_images" / "debian" / "platforms").read_text().splitlines()
+    if not line.startswith("#")
+    for word in line.split()
+]
+
+
+def unavailable(why: str) -> None:
+    """Skip the test for a missing piece of the stack; in CI, fail it."""
+    message = f"{why}; start the stack with stack/setup.sh (scripts/bootstrap does it all)"
+    if os.environ.get("CI"):
+        pytest.fail(f"engine tier in CI: {message}", pytrace=False)
+    pytest.skip(message)
+
+
+def sample_refs(registry: str, names: tuple[str, ...]) -> dict[str, str]:
+    """The references of the named samples; unavailable if one is not in the registry."""
+    refs = {name: f"{registry}/samples/{name}:1.0" for name in names}
+    for name in names:
+        got = requests.head(
+            f"http://{registry}/v2/samples/{name}/manifests/1.0",
+            headers={
+                "Accept": "application/vnd.oci.image.index.v1+json, "
+                "application/vnd.docker.distribution.manifest.list.v2+json"
+            },
+            timeout=5,
+        )
+        if got.status_code != 200:
+            unavailable(f"sample image {refs[name]} is not in the registry (run sample_images/build.sh)")
+    return refs
+
+
+def reap(proc: subprocess.Popen) -> None:
+    """Stop a pytest started in the background if it still runs; always close its pipe."""
+    if proc.poll() is None:
+        proc.kill()
+    if proc.stdout is not None and not proc.stdout.closed:
+        proc.communicate()
+
+
+def harness_containers(client: docker.DockerClient) -> list[str]:
+    # The low-level list: the high-level one inspects each container after listing, and
+    # fails on one that a run removed in between.
+    return [c["Id"] for c in client.api.containers(all=True, filters={"label": LABEL})]
+
+
+def run_plugin(
+    where: Path, *args: str, timeout: float = 900, env: dict[str, str] | None = None
+) -> tuple[pytest.RunResult, dict]:
+    """Run pytest with the plugin in a subprocess in ``where``; returns the result and its JSON."""
+    report = where / "multiarch.json"
+    report.unlink(missing_ok=True)
+    cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--multiarch-json", str(report), *args]
+    start = time.monotonic()
+    proc = subprocess.run(
+        cmd, cwd=where, capture_output=True, text=True, timeout=timeout, check=False, env={**os.environ, **(env or {})}
+    )
+    result = pytest.RunResult(
+        proc.returncode, proc.stdout.splitlines(), proc.stderr.splitlines(), time.monotonic() - start
+    )
+    data = json.loads(report.read_text()) if report.exists() else {}
+    return result, data
+
+
+def project(tmp_path_factory: pytest.TempPathFactory, name: str, files: dict[str, str]) -> Path:
+    """A throwaway test project: its own folder, an empty ini, the given test files."""
+    where = tmp_path_factory.mktemp(name)
+    (where / "pytest.ini").write_text("[pytest]\n")
+    for filename, text in files.items():
+        (where / filename).write_text(text)
+    return where
+
+
+def by_platform(image: dict) -> dict[str, dict]:
+    return {p["platform"]: p for p in image["platforms"]}
+
+
+def image_named(data: dict, ref: str) -> dict:
+    return next(i for i in data["images"] if i["ref"] == ref)
+
+
+def buildah_write(ref: str, *destinations: str) -> None:
+    """Write the index ``ref`` as buildah does: ``oci:PATH:TAG``, ``oci-archive:PATH:TAG``."""
+    if not shutil.which("buildah"):
+        pytest.fail("buildah is not installed (sample_images/build.sh installs it)")
+    name = f"multiarch-test-{uuid.uuid4().hex[:8]}"
+    run = lambda *a: subprocess.run(["buildah", *a], check=True, capture_output=True, text=True)  # noqa: E731
+    run("manifest", "create", name)
+    try:
+        run("manifest", "add", "--all", "--tls-verify=false", name, f"docker://{ref}")
+        for dest in destinations:
+            run("manifest", "push", "--all", "--tls-verify=false", name, dest)
+    finally:
+        subprocess.run(["buildah", "manifest", "rm", name], capture_output=True, check=False)
