@@ -307,9 +307,6 @@ class Registry:
         finally:
             stream.close()
 
-    def blob_bytes(self, ref: Reference, digest: str) -> bytes:
-        return self.blob_path(ref, digest).read_bytes()
-
     # --- pushing ---------------------------------------------------------------------------
     def push_blob(self, ref: Reference, digest: str, path: Path) -> None:
         """Upload a blob unless the repository has it (then nothing is sent)."""

@@ -18,6 +18,8 @@ import pytest
 import requests
 
 from harness.labels import LABEL
+from harness.reference import Reference
+from harness.registry import Registry
 
 REGISTRY = os.environ.get("SAMPLE_REGISTRY", "127.0.0.1:5000")
 SAMPLES = ("good", "amd64-tarball", "armv7-in-v6", "lost-arm64", "mislabelled")
@@ -108,6 +110,11 @@ def by_platform(image: dict) -> dict[str, dict]:
 
 def image_named(data: dict, ref: str) -> dict:
     return next(i for i in data["images"] if i["ref"] == ref)
+
+
+def blob_bytes(registry: Registry, ref: Reference, digest: str) -> bytes:
+    """The whole blob, fetched once into the registry client's cache and verified there."""
+    return registry.blob_path(ref, digest).read_bytes()
 
 
 def buildah_write(ref: str, *destinations: str) -> None:

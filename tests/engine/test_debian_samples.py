@@ -12,7 +12,16 @@ import json
 
 import jsonschema
 import pytest
-from enginekit import DEBIAN_PLATFORMS, TOP, by_platform, harness_containers, image_named, project, run_plugin
+from enginekit import (
+    DEBIAN_PLATFORMS,
+    TOP,
+    blob_bytes,
+    by_platform,
+    harness_containers,
+    image_named,
+    project,
+    run_plugin,
+)
 
 from harness.gate import SCHEMA_FILE
 from harness.manifest import OCI_INDEX, ImageManifest, Index
@@ -151,7 +160,7 @@ def test_both_images_share_the_root_layers_and_state_their_platforms(debian_samp
             manifest = registry.manifest(ref, entry.digest)
             assert isinstance(manifest, ImageManifest)
             assert {layer.media_type for layer in manifest.layers} == {"application/vnd.oci.image.layer.v1.tar+gzip"}
-            config = json.loads(registry.blob_bytes(ref, manifest.config.digest))
+            config = json.loads(blob_bytes(registry, ref, manifest.config.digest))
             assert config["config"]["Cmd"] == ["bash"]
             assert "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" in config["config"]["Env"]
             roots.setdefault(str(entry.platform), set()).add(manifest.layers[0].digest)
