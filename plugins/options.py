@@ -1,247 +1,165 @@
-"""Options, each with one resolver: command line, then ini, then environment, then default."""
+"""Every option of the plugin, declared once in OPTIONS: its flag, ini name, environment
+variable, kind and default. The command line, the ini file, ``--help`` and the resolver are
+all made from that table, read in one order: command line, then ini, then environment,
+then default."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
+from harness.layers import DEFAULT_MAX_LAYER_BYTES
 from harness.platform import Platform, PlatformError, check_known, format_list, parse_list
 from harness.reference import ImageReferenceError
 from harness.sources import SourceError, check_source_name
 
+#: How a setting is written and read:
+#: ``text``: one string;
+#: ``list``: strings, repeatable on the command line, one per line in ini, comma-separated in the environment;
+#: ``flag``: on/off, turned on by the bare flag; the ini file's bool; the environment's 1 or 0;
+#: ``positive``: a number above zero;
+#: ``bytes``: a whole number of bytes;
+#: ``choice``: one of the option's choices.
+Kind = Literal["text", "list", "flag", "positive", "bytes", "choice"]
+
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+_INI_TYPE: dict[str, Literal["linelist", "bool"]] = {"list": "linelist", "flag": "bool"}
+#: A flag's ini default is None, so that a file's false can be told from no entry.
+_INI_DEFAULT: dict[str, Any] = {"list": [], "flag": None}
+_INI_NOTE = {"list": "lines"}
+_ENV_NOTE = {"list": "comma-separated", "flag": "1 or 0"}
+
 
 @dataclass(frozen=True)
 class Setting:
-    value: str | list[str] | None
+    value: Any
     source: str  # "command line", "ini", "env NAME", "default"
 
 
-def addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("multiarch", "multi-architecture image testing")
-    group.addoption(
-        "--image",
-        action="append",
-        default=None,
-        metavar="REF",
-        help="image to test on every platform of its manifest list (repeatable). "
-        "ini: multiarch_images; env: MULTIARCH_IMAGES (comma-separated).",
-    )
-    group.addoption(
-        "--platforms",
-        default=None,
-        metavar="LIST|all",
-        help="OCI platforms to test, comma-separated (linux/amd64,linux/arm64), or 'all' for every "
-        "entry of the index (default). A requested platform missing from the index fails. "
-        "ini: multiarch_platforms; env: MULTIARCH_PLATFORMS.",
-    )
-    group.addoption(
-        "--multiarch-json",
-        default=None,
-        metavar="PATH",
-        help="write the per-platform JSON report (schema 1) to PATH. ini: multiarch_json; env: MULTIARCH_JSON.",
-    )
-    group.addoption(
-        "--multiarch-markdown",
-        default=None,
-        metavar="PATH",
-        help="write the per-platform summary as Markdown to PATH (it is also appended to "
-        "$GITHUB_STEP_SUMMARY when that is set).",
-    )
-    group.addoption(
-        "--elf-include",
-        action="append",
-        default=None,
-        metavar="GLOB",
-        help="audit only ELF files whose image path matches GLOB (repeatable). ini: multiarch_elf_include.",
-    )
-    group.addoption(
-        "--elf-exclude",
-        action="append",
-        default=None,
-        metavar="GLOB",
-        help="leave ELF files matching GLOB out of the audit, e.g. firmware for another CPU (repeatable). "
-        "ini: multiarch_elf_exclude.",
-    )
-    group.addoption(
-        "--scratch-registry",
-        default=None,
-        metavar="HOST:PORT",
-        help="registry that OCI layouts and archives are copied into so the engine can pull them by "
-        "digest (default 127.0.0.1:5000). env: MULTIARCH_SCRATCH_REGISTRY.",
-    )
-    group.addoption(
-        "--engine",
-        action="append",
-        default=None,
-        metavar="PLATFORM=DOCKER_HOST",
-        help="run PLATFORM on another engine: a DOCKER_HOST (unix://, tcp://, ssh://) or a docker context "
-        "name, e.g. linux/arm64=ssh://arm-runner (repeatable). ini: multiarch_engines; env: MULTIARCH_ENGINES.",
-    )
-    group.addoption(
-        "--strict-platforms",
-        action="store_true",
-        default=False,
-        help="a requested platform this host cannot run fails instead of being skipped. "
-        "ini: multiarch_strict_platforms.",
-    )
-    group.addoption(
-        "--strict-elf",
-        action="store_true",
-        default=False,
-        help="fail the elf check on warnings too (32-bit compat code, shared libraries above the ARM "
-        "variant), for teams shipping to CPUs without AArch32. ini: multiarch_strict_elf; env: MULTIARCH_STRICT_ELF.",
-    )
-    group.addoption(
-        "--multiarch-timeout",
-        default=None,
-        type=float,
-        metavar="SECONDS",
-        help="how long one container.run() may take natively (default 120); emulated platforms get "
-        "it times their measured slowdown. ini: multiarch_timeout.",
-    )
-    group.addoption(
-        "--max-slowdown",
-        default=None,
-        type=float,
-        metavar="X",
-        help="fail an emulated platform whose measured slowdown (command time against native) is above "
-        "X, e.g. 8. ini: multiarch_max_slowdown; env: MULTIARCH_MAX_SLOWDOWN.",
-    )
-    group.addoption(
-        "--slowdown-probe",
-        default="auto",
-        choices=("auto", "always", "never"),
-        help="the built-in slowdown probe (a few short commands timed per platform): 'auto' (default) "
-        "runs it for the platforms no user test runs on, so they get a figure too; 'always'; 'never'.",
-    )
-    group.addoption(
-        "--multiarch-html",
-        default=None,
-        metavar="PATH",
-        help="write the results as one self-contained HTML page (no network, no external assets) to PATH.",
-    )
-    group.addoption(
-        "--insecure-registry",
-        action="store_true",
-        default=False,
-        help="allow plain http to registries that are not on loopback (loopback always may use it)",
-    )
-    parser.addini("multiarch_engines", "PLATFORM=DOCKER_HOST routes (one per line)", type="linelist", default=[])
-    parser.addini("multiarch_strict_platforms", "fail platforms that cannot run here", type="bool", default=False)
-    parser.addini("multiarch_strict_elf", "fail the elf check on its warnings too", type="bool", default=None)
-    parser.addini("multiarch_timeout", "seconds one command may take natively", default="")
-    parser.addini("multiarch_max_slowdown", "fail emulated platforms slower than this factor", default="")
-    parser.addini("multiarch_images", "images to test (one per line)", type="linelist", default=[])
-    parser.addini("multiarch_elf_include", "globs of ELF paths to audit (one per line)", type="linelist", default=[])
-    parser.addini(
-        "multiarch_elf_exclude", "globs of ELF paths to leave out (one per line)", type="linelist", default=[]
-    )
-    parser.addini("multiarch_platforms", "platforms to test, comma-separated, or all", default="")
-    parser.addini("multiarch_json", "path of the JSON report", default="")
-
-
-def _resolve(config: pytest.Config, opt: str, ini: str, env: str) -> Setting:
-    value = config.getoption(opt)
-    if value:
-        return Setting(value, "command line")
-    ini_value = config.getini(ini) if ini else None
-    if ini_value:
-        return Setting(ini_value, "ini")
-    if os.environ.get(env):
-        return Setting(os.environ[env], f"env {env}")
-    return Setting(None, "default")
-
-
 @dataclass(frozen=True)
-class Options:
-    images: tuple[str, ...]
-    images_source: str
-    platforms: list[Platform] | None
-    platforms_source: str
-    json_path: str | None
-    elf_include: tuple[str, ...] = ()
-    elf_exclude: tuple[str, ...] = ()
-    scratch_registry: str | None = None
-    insecure: bool = False
-    strict: bool = False
-    timeout: float = 120.0
-    engines: tuple[tuple[Platform, str], ...] = ()
-    markdown_path: str | None = None
-    html_path: str | None = None
-    max_slowdown: float | None = None
-    probe: str = "auto"  # auto | always | never
-    strict_elf: bool = False
+class Option:
+    """One setting: everything the command line, the ini file, the environment, ``--help``
+    and the README say about it."""
+
+    flag: str
+    #: The attribute of Options that holds the resolved value.
+    field: str
+    kind: Kind
+    #: What it does, without its names or default: those are appended from the fields below.
+    help: str
+    ini: str | None = None
+    env: str | None = None
+    #: The value when no source gives one; the only place it is written.
+    default: Any = None
+    metavar: str | None = None
+    choices: tuple[str, ...] = ()
+    #: Checks and shapes the parsed value into the Options field; its errors name the flag.
+    convert: Callable[[Option, Setting], Any] | None = None
+
+    def __post_init__(self) -> None:
+        fits = {
+            "text": self.default is None or isinstance(self.default, str),
+            "list": isinstance(self.default, tuple),
+            "flag": self.default is False,
+            "positive": self.default is None or (isinstance(self.default, float) and self.default > 0),
+            "bytes": self.default is None or isinstance(self.default, int),
+            "choice": self.default in self.choices,
+        }
+        if not fits[self.kind]:
+            raise TypeError(f"{self.flag}: default {self.default!r} is no {self.kind}")
 
     @property
-    def platforms_text(self) -> str:
-        return "all" if self.platforms is None else format_list(self.platforms)
+    def dest(self) -> str:
+        return self.flag.removeprefix("--").replace("-", "_")
+
+    @property
+    def shown_metavar(self) -> str | None:
+        return "|".join(self.choices) if self.kind == "choice" else self.metavar
+
+    @property
+    def shown_default(self) -> str | None:
+        """The default as help and README show it; None when there is none to show
+        (nothing, an empty list, or off)."""
+        if self.default is None or self.default is False or self.default == ():
+            return None
+        if self.kind == "bytes" and self.default >= 1 << 30:
+            return f"{self.default} ({self.default / (1 << 30):g} GiB)"
+        if isinstance(self.default, float):
+            return f"{self.default:g}"
+        return str(self.default)
+
+    @property
+    def ini_note(self) -> str | None:
+        return _INI_NOTE.get(self.kind) if self.ini else None
+
+    @property
+    def shown_env_note(self) -> str | None:
+        return _ENV_NOTE.get(self.kind) if self.env else None
+
+    @property
+    def help_text(self) -> str:
+        """The help sentence, then what the table knows: repeatable, default, ini, env."""
+        parts = [self.help]
+        if self.kind == "list":
+            parts.append("Repeatable")
+        if self.shown_default is not None:
+            parts.append(f"Default: {self.shown_default}")
+        names = []
+        if self.ini:
+            names.append(f"ini: {self.ini}" + (f" ({self.ini_note})" if self.ini_note else ""))
+        if self.env:
+            names.append(f"env: {self.env}" + (f" ({self.shown_env_note})" if self.shown_env_note else ""))
+        if names:
+            parts.append("; ".join(names))
+        return ". ".join(parts) + "."
 
 
-def resolve(config: pytest.Config) -> Options:
-    """Read and validate every option; bad input is a usage error that says the fix."""
-    images = _resolve(config, "image", "multiarch_images", "MULTIARCH_IMAGES")
-    if isinstance(images.value, str):
-        refs = [r.strip() for r in images.value.split(",") if r.strip()]
-    else:
-        refs = [r.strip() for r in images.value or [] if r.strip()]
-    for ref in refs:
+def _images(option: Option, setting: Setting) -> tuple[str, ...]:
+    for ref in setting.value:
         try:
             check_source_name(ref)
         except (ImageReferenceError, SourceError) as exc:
-            raise pytest.UsageError(f"--image: {exc}") from None
-    plats = _resolve(config, "platforms", "multiarch_platforms", "MULTIARCH_PLATFORMS")
+            raise pytest.UsageError(f"{option.flag}: {exc}") from None
+    return tuple(dict.fromkeys(setting.value))
+
+
+def _platforms(option: Option, setting: Setting) -> list[Platform] | None:
     try:
-        platforms = parse_list(str(plats.value or "all"))
+        return parse_list(setting.value)
     except PlatformError as exc:
-        raise pytest.UsageError(f"--platforms ({plats.source}): {exc}") from None
-    json_path = _resolve(config, "multiarch_json", "multiarch_json", "MULTIARCH_JSON")
-    include = _resolve(config, "elf_include", "multiarch_elf_include", "MULTIARCH_ELF_INCLUDE")
-    exclude = _resolve(config, "elf_exclude", "multiarch_elf_exclude", "MULTIARCH_ELF_EXCLUDE")
-    scratch = _resolve(config, "scratch_registry", "", "MULTIARCH_SCRATCH_REGISTRY")
-    return Options(
-        tuple(dict.fromkeys(refs)),
-        images.source,
-        platforms,
-        plats.source,
-        str(json_path.value) if json_path.value else None,
-        _globs(include.value),
-        _globs(exclude.value),
-        str(scratch.value) if scratch.value else None,
-        bool(config.getoption("insecure_registry")),
-        bool(config.getoption("strict_platforms") or config.getini("multiarch_strict_platforms")),
-        _positive(config, "multiarch_timeout", "MULTIARCH_TIMEOUT", "--multiarch-timeout") or 120.0,
-        _engines(config),
-        config.getoption("multiarch_markdown"),
-        config.getoption("multiarch_html"),
-        _positive(config, "max_slowdown", "MULTIARCH_MAX_SLOWDOWN", "--max-slowdown", ini="multiarch_max_slowdown"),
-        config.getoption("slowdown_probe"),
-        strict_elf=_flag(config, "strict_elf", "multiarch_strict_elf", "MULTIARCH_STRICT_ELF", "--strict-elf"),
-    )
+        raise pytest.UsageError(f"{option.flag} ({setting.source}): {exc}") from None
 
 
-def _engines(config: pytest.Config) -> tuple[tuple[Platform, str], ...]:
-    setting = _resolve(config, "engine", "multiarch_engines", "MULTIARCH_ENGINES")
-    items = setting.value.split(",") if isinstance(setting.value, str) else (setting.value or [])
+def _globs(option: Option, setting: Setting) -> tuple[str, ...]:
+    """Globs on paths inside the image, which are absolute: ``usr/local/bin/*`` means
+    ``/usr/local/bin/*``, as it would to anyone reading it."""
+    return tuple(g if g.startswith(("/", "*")) else "/" + g for g in setting.value)
+
+
+def _engines(option: Option, setting: Setting) -> tuple[tuple[Platform, str], ...]:
     routes: dict[Platform, str] = {}
-    for item in (i.strip() for i in items if i.strip()):
+    for item in setting.value:
         name, sep, host = item.partition("=")
         if not sep or not host:
-            raise pytest.UsageError(f"--engine ({setting.source}): {item!r} is not PLATFORM=DOCKER_HOST")
+            raise pytest.UsageError(f"{option.flag} ({setting.source}): {item!r} is not PLATFORM=DOCKER_HOST")
         try:
             platform = Platform.parse(name)
             check_known(platform, name)
         except PlatformError as exc:
-            raise pytest.UsageError(f"--engine ({setting.source}): {exc}") from None
-        routes[platform] = host if "://" in host else _context_host(host, setting.source)
+            raise pytest.UsageError(f"{option.flag} ({setting.source}): {exc}") from None
+        routes[platform] = host if "://" in host else _context_host(option, host, setting.source)
     return tuple(routes.items())
 
 
-def _context_host(name: str, source: str) -> str:
+def _context_host(option: Option, name: str, source: str) -> str:
     """The DOCKER_HOST of a docker context, as `docker context inspect` tells it."""
     try:
         out = subprocess.run(
@@ -253,53 +171,317 @@ def _context_host(name: str, source: str) -> str:
         )
     except OSError as exc:
         raise pytest.UsageError(
-            f"--engine ({source}): {name!r} is no URL and the docker CLI to look it up as a context is missing ({exc})"
+            f"{option.flag} ({source}): {name!r} is no URL and the docker CLI to look it up as a context is missing "
+            f"({exc})"
         ) from None
     if out.returncode != 0 or not out.stdout.strip():
         raise pytest.UsageError(
-            f"--engine ({source}): {name!r} is neither a DOCKER_HOST URL "
+            f"{option.flag} ({source}): {name!r} is neither a DOCKER_HOST URL "
             "(unix://, tcp://, ssh://) nor a docker context (see `docker context ls`)"
         )
     return out.stdout.strip()
 
 
-_TRUE = ("1", "true", "yes", "on")
-_FALSE = ("0", "false", "no", "off")
+#: Every setting, once. ``--help`` lists them in this order, and the README's options
+#: table has a row for each (tests/unit/test_option_table.py checks both).
+OPTIONS: tuple[Option, ...] = (
+    Option(
+        "--image",
+        "images",
+        "list",
+        "image to test on every platform of its manifest list",
+        ini="multiarch_images",
+        env="MULTIARCH_IMAGES",
+        default=(),
+        metavar="REF",
+        convert=_images,
+    ),
+    Option(
+        "--platforms",
+        "platforms",
+        "text",
+        "OCI platforms to test, comma-separated (linux/amd64,linux/arm64), or 'all' for every entry of the index. "
+        "A requested platform missing from the index fails",
+        ini="multiarch_platforms",
+        env="MULTIARCH_PLATFORMS",
+        default="all",
+        metavar="LIST|all",
+        convert=_platforms,
+    ),
+    Option(
+        "--multiarch-json",
+        "json_path",
+        "text",
+        "write the per-platform JSON report (schema 1) to PATH",
+        ini="multiarch_json",
+        env="MULTIARCH_JSON",
+        metavar="PATH",
+    ),
+    Option(
+        "--multiarch-markdown",
+        "markdown_path",
+        "text",
+        "write the per-platform summary as Markdown to PATH (it is also appended to $GITHUB_STEP_SUMMARY when "
+        "that is set)",
+        metavar="PATH",
+    ),
+    Option(
+        "--multiarch-html",
+        "html_path",
+        "text",
+        "write the results as one self-contained HTML page (no network, no external assets) to PATH",
+        metavar="PATH",
+    ),
+    Option(
+        "--max-slowdown",
+        "max_slowdown",
+        "positive",
+        "fail an emulated platform whose measured slowdown (command time against native) is above X, e.g. 8",
+        ini="multiarch_max_slowdown",
+        env="MULTIARCH_MAX_SLOWDOWN",
+        metavar="X",
+    ),
+    Option(
+        "--slowdown-probe",
+        "probe",
+        "choice",
+        "the built-in slowdown probe (a few short commands timed per platform): 'auto' runs it for the platforms "
+        "no user test runs on, so they get a figure too; 'always'; 'never'",
+        default="auto",
+        choices=("auto", "always", "never"),
+    ),
+    Option(
+        "--elf-include",
+        "elf_include",
+        "list",
+        "audit only ELF files whose image path matches GLOB",
+        ini="multiarch_elf_include",
+        env="MULTIARCH_ELF_INCLUDE",
+        default=(),
+        metavar="GLOB",
+        convert=_globs,
+    ),
+    Option(
+        "--elf-exclude",
+        "elf_exclude",
+        "list",
+        "leave ELF files matching GLOB out of the audit, e.g. firmware for another CPU",
+        ini="multiarch_elf_exclude",
+        env="MULTIARCH_ELF_EXCLUDE",
+        default=(),
+        metavar="GLOB",
+        convert=_globs,
+    ),
+    Option(
+        "--scratch-registry",
+        "scratch_registry",
+        "text",
+        "registry that OCI layouts and archives are copied into so the engine can pull them by digest",
+        env="MULTIARCH_SCRATCH_REGISTRY",
+        default="127.0.0.1:5000",
+        metavar="HOST:PORT",
+    ),
+    Option(
+        "--insecure-registry",
+        "insecure",
+        "flag",
+        "allow plain http to registries that are not on loopback (loopback always may use it)",
+        default=False,
+    ),
+    Option(
+        "--engine",
+        "engines",
+        "list",
+        "run PLATFORM on another engine: a DOCKER_HOST (unix://, tcp://, ssh://) or a docker context name, "
+        "e.g. linux/arm64=ssh://arm-runner",
+        ini="multiarch_engines",
+        env="MULTIARCH_ENGINES",
+        default=(),
+        metavar="PLATFORM=DOCKER_HOST",
+        convert=_engines,
+    ),
+    Option(
+        "--strict-platforms",
+        "strict",
+        "flag",
+        "a requested platform this host cannot run fails instead of being skipped",
+        ini="multiarch_strict_platforms",
+        default=False,
+    ),
+    Option(
+        "--strict-elf",
+        "strict_elf",
+        "flag",
+        "fail the elf check on warnings too (32-bit compat code, shared libraries above the ARM variant), "
+        "for teams shipping to CPUs without AArch32",
+        ini="multiarch_strict_elf",
+        env="MULTIARCH_STRICT_ELF",
+        default=False,
+    ),
+    Option(
+        "--multiarch-timeout",
+        "timeout",
+        "positive",
+        "how long one container.run() may take natively; emulated platforms get it times their measured slowdown",
+        ini="multiarch_timeout",
+        env="MULTIARCH_TIMEOUT",
+        default=120.0,
+        metavar="SECONDS",
+    ),
+    Option(
+        "--max-layer-bytes",
+        "max_layer_bytes",
+        "bytes",
+        "the most bytes one image layer may decompress to; a layer past it fails the audit as a probable "
+        "decompression bomb",
+        ini="multiarch_max_layer_bytes",
+        env="MULTIARCH_MAX_LAYER_BYTES",
+        default=DEFAULT_MAX_LAYER_BYTES,
+        metavar="N",
+    ),
+    Option(
+        "--multiarch-session-id",
+        "session_id",
+        "text",
+        "the id this run labels its containers with, so that whoever started it can find them; "
+        "by default a new random one",
+        env="MULTIARCH_SESSION_ID",
+        metavar="ID",
+    ),
+)
 
 
-def _flag(config: pytest.Config, opt: str, ini: str, env: str, flag: str) -> bool:
-    """An on/off setting: the command line turns it on; else the ini file's bool; else the
-    environment's 1/true/yes/on or 0/false/no/off; else off."""
-    if config.getoption(opt):
-        return True
-    ini_value = config.getini(ini)
-    if isinstance(ini_value, bool):
-        return ini_value
-    value = os.environ.get(env, "").strip().lower()
-    if value and value not in _TRUE + _FALSE:
-        raise pytest.UsageError(f"{flag} (env {env}): {os.environ[env]!r} is not one of {', '.join(_TRUE + _FALSE)}")
-    return value in _TRUE
+def _default(field: str) -> Any:
+    return next(option.default for option in OPTIONS if option.field == field)
 
 
-def _positive(config: pytest.Config, opt: str, env: str, flag: str, ini: str | None = None) -> float | None:
-    setting = _resolve(config, opt, ini or opt, env)
-    if setting.value is None:
-        return None
-    try:
-        value = float(str(setting.value))
-    except ValueError:
-        value = -1.0
-    if value <= 0:
-        raise pytest.UsageError(f"{flag} ({setting.source}): {setting.value!r} is not a positive number")
-    return value
+@dataclass(frozen=True)
+class Options:
+    """The resolved settings: one field per entry of OPTIONS (its ``field``), and where the
+    images and platforms came from. resolve() builds it by keyword."""
+
+    images: tuple[str, ...]
+    images_source: str
+    platforms: list[Platform] | None
+    platforms_source: str
+    json_path: str | None
+    elf_include: tuple[str, ...] = ()
+    elf_exclude: tuple[str, ...] = ()
+    scratch_registry: str = _default("scratch_registry")
+    insecure: bool = False
+    strict: bool = False
+    timeout: float = _default("timeout")
+    engines: tuple[tuple[Platform, str], ...] = ()
+    markdown_path: str | None = None
+    html_path: str | None = None
+    max_slowdown: float | None = None
+    probe: str = _default("probe")  # auto | always | never
+    strict_elf: bool = False
+    #: None: not given, the run makes up its own.
+    session_id: str | None = None
+    #: None: the library's own default.
+    max_layer_bytes: int | None = None
+
+    @property
+    def platforms_text(self) -> str:
+        return "all" if self.platforms is None else format_list(self.platforms)
 
 
-def _globs(value: str | list[str] | None) -> tuple[str, ...]:
-    """Globs on paths inside the image, which are absolute: ``usr/local/bin/*`` means
-    ``/usr/local/bin/*``, as it would to anyone reading it."""
-    items = value.split(",") if isinstance(value, str) else (value or [])
-    globs = (g.strip() for g in items if g.strip())
-    return tuple(g if g.startswith(("/", "*")) else "/" + g for g in globs)
+_FIELDS = frozenset(f.name for f in dataclasses.fields(Options))
+
+
+def addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("multiarch", "multi-architecture image testing")
+    for option in OPTIONS:
+        kwargs: dict[str, Any] = {"dest": option.dest, "default": None, "help": option.help_text}
+        if option.kind == "flag":
+            kwargs.update(action="store_true", default=False)
+        else:
+            kwargs["metavar"] = option.shown_metavar
+        if option.kind == "list":
+            kwargs["action"] = "append"
+        elif option.kind == "positive":
+            kwargs["type"] = float
+        elif option.kind == "bytes":
+            kwargs["type"] = int
+        elif option.kind == "choice":
+            kwargs["choices"] = option.choices
+        group.addoption(option.flag, **kwargs)
+        if option.ini:
+            each = ", one per line" if option.kind == "list" else ""
+            parser.addini(
+                option.ini,
+                f"as {option.flag}{each}: {option.help}",
+                type=_INI_TYPE.get(option.kind, "string"),
+                default=_INI_DEFAULT.get(option.kind, ""),
+            )
+
+
+def value(config: pytest.Config, option: Option) -> Setting:
+    """The value of one option, parsed as its kind says, and where it came from."""
+    raw, source = _given(config, option)
+    parsed = option.default if source == "default" else _parse(option, raw, source)
+    setting = Setting(parsed, source)
+    return Setting(option.convert(option, setting), source) if option.convert else setting
+
+
+def _given(config: pytest.Config, option: Option) -> tuple[Any, str]:
+    """The first source that gives the option, unparsed: command line, ini, environment."""
+    cli = config.getoption(option.dest)
+    # A number counts even when it is 0 (to be refused, not skipped); a string or list
+    # when it is not empty; a flag when it is on.
+    if (cli is not None) if option.kind in ("positive", "bytes", "choice") else bool(cli):
+        return cli, "command line"
+    if option.ini:
+        ini = config.getini(option.ini)
+        # An ini "false" counts: it overrides an environment that says on.
+        if isinstance(ini, bool) if option.kind == "flag" else bool(ini):
+            return ini, "ini"
+    if option.env and os.environ.get(option.env, "").strip():
+        return os.environ[option.env], f"env {option.env}"
+    return option.default, "default"
+
+
+def _parse(option: Option, raw: Any, source: str) -> Any:
+    bad = f"{option.flag} ({source}): {raw!r} is not"
+    if option.kind == "list":
+        items: Sequence[str] = raw.split(",") if isinstance(raw, str) else raw
+        return tuple(item.strip() for item in items if item.strip())
+    if option.kind == "flag":
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower()
+        if text not in _TRUE + _FALSE:
+            raise pytest.UsageError(f"{bad} one of {', '.join(_TRUE + _FALSE)}")
+        return text in _TRUE
+    if option.kind == "positive":
+        try:
+            number = float(str(raw))
+        except ValueError:
+            number = -1.0
+        if not number > 0:  # also refuses nan
+            raise pytest.UsageError(f"{bad} a positive number")
+        return number
+    if option.kind == "bytes":
+        try:
+            return int(str(raw))
+        except ValueError:
+            raise pytest.UsageError(f"{bad} a number of bytes") from None
+    text = str(raw).strip()
+    if option.kind == "choice" and text not in option.choices:
+        raise pytest.UsageError(f"{bad} one of {', '.join(option.choices)}")
+    return text
+
+
+def resolve(config: pytest.Config) -> Options:
+    """Read and validate every option; bad input is a usage error that says the fix."""
+    fields: dict[str, Any] = {}
+    for option in OPTIONS:
+        setting = value(config, option)
+        fields[option.field] = setting.value
+        if f"{option.field}_source" in _FIELDS:
+            fields[f"{option.field}_source"] = setting.source
+    return Options(**fields)
 
 
 def check_writable(opts: Options) -> None:
