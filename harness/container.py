@@ -194,6 +194,6 @@ class Container:
         return (out + err).decode("utf-8", "replace")
 
     def stop(self) -> None:
-        # It may be gone already; the label sweep at the end catches what is left.
-        with contextlib.suppress(Exception):
+        # It may be gone already, or its engine; the label sweep at the end catches what is left.
+        with contextlib.suppress(docker.errors.DockerException, requests.RequestException):
             self._tc.stop(force=True)

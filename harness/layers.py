@@ -56,21 +56,15 @@ class LayerTooLarge(LayerError):
     """A layer past the size or entry limit: a decompression bomb, or a limit to raise."""
 
 
-#: The environment variable that sets the most bytes one layer may decompress to.
+#: The setting that raises the most bytes one layer may decompress to (the plugin reads it
+#: from --max-layer-bytes or this environment variable and hands it down; the library
+#: itself reads no environment).
 MAX_LAYER_ENV = "MULTIARCH_MAX_LAYER_BYTES"
 #: Default: far beyond real layers (the largest CUDA layers are around 10 GB), and a bound
 #: on the time an endless stream of zeros can take.
 DEFAULT_MAX_LAYER_BYTES = 64 << 30
 #: Entries one layer may hold; each costs memory in the index.
 MAX_LAYER_ENTRIES = 2_000_000
-
-
-def max_layer_bytes() -> int:
-    value = os.environ.get(MAX_LAYER_ENV, "")
-    try:
-        return int(value) if value else DEFAULT_MAX_LAYER_BYTES
-    except ValueError:
-        raise LayerError(f"{MAX_LAYER_ENV}={value!r} is not a number of bytes") from None
 
 
 @dataclass(frozen=True)
@@ -152,11 +146,11 @@ class _Forward:
     needs seek and tell, but over a layer it only ever moves forward; this spares its
     stream mode's buffer copies, which cost as much as a quarter of the inflating."""
 
-    def __init__(self, raw: Any, label: str = "", limit: int | None = None) -> None:
+    def __init__(self, raw: Any, label: str = "", limit: int = DEFAULT_MAX_LAYER_BYTES) -> None:
         self.raw = raw
         self.pos = 0
         self.label = label
-        self.limit = limit if limit is not None else max_layer_bytes()
+        self.limit = limit
 
     def read(self, n: int = -1) -> bytes:
         # tarfile takes a short read for the end of the archive: fill each read up.
@@ -170,7 +164,7 @@ class _Forward:
         if self.pos > self.limit:
             raise LayerTooLarge(
                 f"layer {self.label} decompresses to more than {self.limit:,} bytes: a decompression bomb, or "
-                f"a layer larger than the limit (raise {MAX_LAYER_ENV} if it really is that large)"
+                f"a layer larger than the limit (raise --max-layer-bytes or {MAX_LAYER_ENV} if it really is that large)"
             )
         return data
 
@@ -187,10 +181,13 @@ class _Forward:
         return self.pos
 
 
-def index_layer(stream: IO[bytes], label: str, spool_dir: str | None = None) -> LayerIndex:
+def index_layer(
+    stream: IO[bytes], label: str, spool_dir: str | None = None, limit: int = DEFAULT_MAX_LAYER_BYTES
+) -> LayerIndex:
+    """The index of one layer's tar stream; past ``limit`` decompressed bytes it is :class:`LayerTooLarge`."""
     index = LayerIndex()
     try:
-        with tarfile.open(fileobj=_Forward(stream, label), mode="r:") as tar:  # type: ignore[call-overload]
+        with tarfile.open(fileobj=_Forward(stream, label, limit), mode="r:") as tar:  # type: ignore[call-overload]
             for member in tar:
                 _index_member(tar, member, label, index, spool_dir)
                 tar.members.clear()  # kept by tarfile for random access, never needed here
@@ -475,6 +472,7 @@ def layer_index(
     label: str,
     cache: IndexCache,
     spool_dir: str | None = None,
+    limit: int = DEFAULT_MAX_LAYER_BYTES,
 ) -> LayerIndex:
     """The index of a layer blob: from the cache, or read once and cached.
 
@@ -486,7 +484,7 @@ def layer_index(
         return cached
     opener = (lambda: open(blob, "rb")) if isinstance(blob, Path) else blob  # noqa: SIM115
     with opener() as fh:
-        index = index_layer(open_decompressed(fh, label), label, spool_dir)
+        index = index_layer(open_decompressed(fh, label), label, spool_dir, limit)
         while fh.read(CHUNK):  # the rest (tar padding), so the digest covers every byte
             pass
     cache.put(digest, index)

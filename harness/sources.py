@@ -25,7 +25,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from .errors import MultiarchError
-from .layers import Filesystem, IndexCache, LayerIndex, index_layer, layer_index, open_decompressed
+from .layers import (
+    DEFAULT_MAX_LAYER_BYTES,
+    Filesystem,
+    IndexCache,
+    LayerError,
+    LayerIndex,
+    LayerTooLarge,
+    index_layer,
+    layer_index,
+    open_decompressed,
+)
 from .manifest import DocumentError, ImageConfig, ImageManifest, Index, parse_manifest
 from .platform import Platform
 from .reference import Reference
@@ -38,6 +48,10 @@ if TYPE_CHECKING:
 REF_NAME = "org.opencontainers.image.ref.name"
 #: How many times a layer whose download broke off is read (from its start).
 BLOB_TRIES = 3
+
+
+#: Where OCI layouts and archives are copied so that the engine can pull them by digest.
+DEFAULT_SCRATCH_REGISTRY = "127.0.0.1:5000"
 
 
 class SourceError(MultiarchError, ValueError):
@@ -53,6 +67,9 @@ class Resolved:
 
 
 class Source(ABC):
+    #: The most bytes one layer may decompress to; open_source sets it.
+    layer_limit: int = DEFAULT_MAX_LAYER_BYTES
+
     def __init__(self, name: str) -> None:
         self.name = name
 
@@ -148,7 +165,7 @@ class DocumentSource(Source):
         """A layer's index; a download that broke off is read again from the start."""
         for attempt in range(1, BLOB_TRIES + 1):
             try:
-                return layer_index(self.blob_opener(digest), digest, digest[:19], self.cache)
+                return layer_index(self.blob_opener(digest), digest, digest[:19], self.cache, limit=self.layer_limit)
             except BlobInterrupted:
                 if attempt == BLOB_TRIES:
                     raise
@@ -380,9 +397,11 @@ class DaemonSource(Source):
                     continue
                 hashed = _HashingReader(fh)
                 try:
-                    index = index_layer(open_decompressed(hashed, member.name), member.name)
-                except Exception:
-                    continue
+                    index = index_layer(open_decompressed(hashed, member.name), member.name, limit=self.layer_limit)
+                except LayerTooLarge:
+                    raise  # a layer too large to read is no layer to leave out of the audit
+                except LayerError:
+                    continue  # a config or a manifest among the blobs: not a layer
                 hashed.drain()
                 diff_id = "sha256:" + hashed.hasher.hexdigest()
                 self.cache.put(diff_id, index)
@@ -431,8 +450,20 @@ class _HashingReader:
             pass
 
 
-def open_source(text: str, registry: Registry, engine: Engine | None = None, scratch: str = "127.0.0.1:5000") -> Source:
+def open_source(
+    text: str,
+    registry: Registry,
+    engine: Engine | None = None,
+    scratch: str = DEFAULT_SCRATCH_REGISTRY,
+    layer_limit: int = DEFAULT_MAX_LAYER_BYTES,
+) -> Source:
     """The source an ``--image`` value names; see the module doc for the forms."""
+    source = _open_source(text, registry, engine, scratch)
+    source.layer_limit = layer_limit
+    return source
+
+
+def _open_source(text: str, registry: Registry, engine: Engine | None, scratch: str) -> Source:
     kind, sep, rest = text.partition(":")
     if sep and kind in ("oci", "oci-archive"):
         path, tag = _path_and_tag(rest)
