@@ -9,8 +9,9 @@ from __future__ import annotations
 import fnmatch
 import posixpath
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
 
 from .arch import ARM_CPU_ARCH, ARM_MAX_CPU_ARCH, expected_uname, spec_for
 from .elf import ELFInfo
@@ -18,16 +19,18 @@ from .layers import Filesystem
 from .manifest import ImageConfig
 from .platform import Platform
 
+if TYPE_CHECKING:
+    from .container import CommandResult
+    from .planner import Target
+
 PASSED = "passed"
 FAILED = "failed"
 SKIPPED = "skipped"
-CHECKS = ("config", "elf", "uname")
-#: The only reasons a built-in check may be skipped on a platform that the gate lets pass:
-#: the image has nothing for the check to look at. Anything else (a platform that could
-#: not run, say) is a check that did not run.
+#: Reasons a check may be skipped on a platform that the gate lets pass (each check's
+#: ``skip_allowed`` in the table below): the image has nothing for the check to look at.
+#: Anything else (a platform that could not run, say) is a check that did not run.
 NO_ELF_FILES = "no-elf-files"
 NO_UNAME = "no-uname"
-SKIP_ALLOWED: dict[str, tuple[str, ...]] = {"elf": (NO_ELF_FILES,), "uname": (NO_UNAME,)}
 #: How many offending paths a detail names before it summarises the rest.
 MAX_LISTED = 8
 
@@ -42,14 +45,8 @@ class CheckResult:
     samples: dict[str, float] | None = None
     #: Findings that do not fail the check, each a sentence naming the path.
     warnings: tuple[str, ...] = ()
-    #: Why a skipped check was skipped, when it is one of SKIP_ALLOWED's reasons.
+    #: Why a skipped check was skipped, when it is one of its ``skip_allowed`` reasons.
     skip: str = ""
-
-    def to_json(self) -> dict[str, object]:
-        out: dict[str, object] = {"outcome": self.outcome, "detail": self.detail}
-        if self.warnings:
-            out["warnings"] = list(self.warnings)
-        return out
 
 
 def brief(reason: str) -> str:
@@ -386,3 +383,108 @@ def check_uname(platform: Platform, host: Platform, emulated: bool, printed: str
         return CheckResult(PASSED, f"uname -m says {printed} ({how})")
     want = " or ".join(expected) or "?"
     return CheckResult(FAILED, f"uname -m says {printed!r}, expected {want} for {platform} {how}")
+
+
+# --- the table of built-in checks ----------------------------------------------------------
+class CheckContext(Protocol):
+    """What a built-in check may ask of the run it is part of (:class:`harness.Harness` is one)."""
+
+    elf_include: tuple[str, ...]
+    elf_exclude: tuple[str, ...]
+    strict_elf: bool
+
+    def config(self, target: Target) -> ImageConfig: ...
+
+    def filesystem(self, target: Target) -> Filesystem: ...
+
+    def which(self, target: Target, name: str) -> str | None: ...
+
+    def run(self, target: Target, cmd: Sequence[str]) -> CommandResult: ...
+
+    def host_platform(self, platform: Platform) -> Platform:
+        """The platform of the engine that runs ``platform``."""
+        ...
+
+    def calibrate(self, platform: Platform, seconds: float) -> None:
+        """The time of one short command on ``platform``: what its timeouts scale by."""
+        ...
+
+
+@dataclass(frozen=True)
+class BuiltinCheck:
+    """One built-in check: it runs on every tested platform of every image, whatever the
+    user's tests, and has a column in every output and a place in the gate's rules."""
+
+    name: str
+    run: Callable[[CheckContext, Target], CheckResult]
+    #: It runs containers: on a platform this host cannot run, it is skipped (failed under
+    #: --strict-platforms) without being called.
+    needs_engine: bool
+    #: What a pass proves, in one line (the HTML page's column titles show it).
+    about: str
+    #: The ``skip`` codes with which a skip still lets the gate pass the platform.
+    skip_allowed: tuple[str, ...] = ()
+
+
+def _config(ctx: CheckContext, target: Target) -> CheckResult:
+    return check_config(target.platform, ctx.config(target))
+
+
+def _elf(ctx: CheckContext, target: Target) -> CheckResult:
+    fs = ctx.filesystem(target)
+    return check_elf(target.platform, fs, ctx.elf_include, ctx.elf_exclude, strict=ctx.strict_elf)
+
+
+def _uname(ctx: CheckContext, target: Target) -> CheckResult:
+    from .errors import MultiarchError
+
+    uname = ctx.which(target, "uname")
+    if uname is None:
+        return CheckResult(SKIPPED, "the image has no uname on its PATH", skip=NO_UNAME)
+    try:
+        result = ctx.run(target, [uname, "-m"])
+    except MultiarchError as exc:  # the engine failed, the command timed out, the container died
+        return CheckResult(FAILED, str(exc))
+    if result.exit_code != 0:
+        why = (result.stderr or result.stdout).strip()[:300]
+        if result.exit_code == 132 and target.mode.emulated:
+            cpu = dict(target.mode.env).get("QEMU_CPU", "QEMU's default")
+            why += f" (SIGILL: the image needs instructions the {target.platform} CPU ({cpu}) lacks)"
+        return CheckResult(FAILED, f"`uname -m` exited {result.exit_code}: {why}", result.duration_s)
+    ctx.calibrate(target.platform, result.duration_s)
+    host = ctx.host_platform(target.platform)
+    verdict = check_uname(target.platform, host, target.mode.emulated, result.stdout.strip())
+    return CheckResult(verdict.outcome, verdict.detail, command_s=result.duration_s)
+
+
+#: Every built-in check, in the order of the report's columns. Adding one is a function
+#: like those above and an entry here (and its line in the README's "Built-in checks").
+BUILTIN_CHECKS: list[BuiltinCheck] = [
+    BuiltinCheck("config", _config, False, "the image config names the platform its index entry does"),
+    BuiltinCheck(
+        "elf",
+        _elf,
+        False,
+        "every ELF file is code this platform runs: machine, class, ABI, loader, ARM level, Go settings",
+        (NO_ELF_FILES,),
+    ),
+    BuiltinCheck(
+        "uname", _uname, True, "`uname -m` in a running container prints what this platform's kernel says", (NO_UNAME,)
+    ),
+]
+
+
+def builtin_checks() -> tuple[BuiltinCheck, ...]:
+    return tuple(BUILTIN_CHECKS)
+
+
+def check_names() -> tuple[str, ...]:
+    """The built-in checks' names, in column order."""
+    return tuple(check.name for check in BUILTIN_CHECKS)
+
+
+def builtin(name: str) -> BuiltinCheck:
+    for check in BUILTIN_CHECKS:
+        if check.name == name:
+            return check
+    raise KeyError(f"no built-in check {name!r} (there are: {', '.join(check_names())})")

@@ -27,12 +27,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .checks import CHECKS, PASSED, SKIP_ALLOWED, SKIPPED
+from .checks import PASSED, SKIPPED, builtin_checks, check_names
 from .errors import MultiarchError
 from .manifest import ImageManifest, Index
 from .platform import PlatformError, parse_list
 from .reference import ImageReferenceError, Reference, same_registry
 from .registry import Registry, RegistryError
+from .report import SLOWDOWN_CHECK, PlatformResult, Report
 
 SCHEMA_FILE = Path(__file__).parent / "schema" / "report-v1.json"
 
@@ -49,11 +50,18 @@ class ReportUnusable(GateError):
     """A report that cannot be judged at all (exit 2): missing, not JSON, another schema, invalid."""
 
 
-@functools.cache
 def _validator() -> Any:
+    return _validator_for(check_names())
+
+
+@functools.cache
+def _validator_for(names: tuple[str, ...]) -> Any:
+    """The schema, its enum of check names taken from the table of built-in checks (the
+    file's own list is the same for the checks this version ships: a test keeps it so)."""
     import jsonschema
 
     schema = json.loads(SCHEMA_FILE.read_text())
+    schema["$defs"]["platformResult"]["properties"]["checks"]["propertyNames"]["enum"] = [*names, SLOWDOWN_CHECK]
     return jsonschema.Draft202012Validator(schema)
 
 
@@ -98,45 +106,47 @@ class Verdict:
 
 
 def judge(
-    report: dict[str, Any],
+    report: Report | dict[str, Any],
     require: Sequence[str] | None = None,
     max_slowdown: float | None = None,
     image: str | None = None,
 ) -> Verdict:
     """Judge a schema-valid report: :class:`Verdict` says go only when it proves a green run."""
+    if not isinstance(report, Report):
+        report = read_report(report)
     verdict = Verdict()
     out = verdict.reasons
     out.extend(_run_reasons(report, whole=image is None))
-    images = [i for i in report.get("images", []) if image is None or i.get("ref") == image]
+    images = [i for i in report.images.values() if image is None or i.ref == image]
     if not images:
         out.append(f"the report holds no image{f' {image}' if image else ''}")
-    named = (report.get("run") or {}).get("settings", {}).get("images")
+    out.extend(f"{ref}: the image appears twice in the report" for ref in report.duplicate_images)
+    named = report.run.settings.get("images")
     if image is None and isinstance(named, list):
-        refs = {i.get("ref") for i in report.get("images", [])}
         out.extend(
-            f"{ref}: the run was to test it, but the report has no result for it" for ref in named if ref not in refs
+            f"{ref}: the run was to test it, but the report has no result for it"
+            for ref in named
+            if ref not in report.images
         )
-    run_limit = report.get("max_slowdown")
     for img in images:
         before = len(out)
-        ref = img.get("ref", "?")
-        if img.get("is_index") is False:
+        ref = img.ref
+        if img.is_index is False:
             verdict.notes.append(f"{ref} is a single image, not a manifest list: it has one platform to give")
-        if img.get("error"):
-            out.append(f"{ref}: {img['error']}")
-        if not img.get("digest"):
+        if img.error:
+            out.append(f"{ref}: {img.error}")
+        if not img.digest:
             out.append(f"{ref}: the report names no index digest, so there is nothing to vouch for")
-        missing = img.get("missing_platforms", [])
+        missing = img.missing
         out.extend(f"{ref}: {name} is missing from the index" for name in missing)
-        plats = {p["platform"]: p for p in img.get("platforms", [])}
-        if len(plats) != len(img.get("platforms", [])):
+        plats = img.platforms
+        if img.duplicate_platforms:
             out.append(f"{ref}: a platform appears twice in the report")
         if not plats and not missing:
             out.append(f"{ref}: no platform was tested")
-        requested = img.get("requested_platforms")
-        if requested is None and not img.get("error"):
+        if img.requested is None and not img.error:
             out.append(f"{ref}: the report does not say which platforms the run was to test")
-        for name in requested or ():
+        for name in img.requested or ():
             if name not in plats and name not in missing:
                 out.append(f"{ref}: {name} was to be tested, but the report has no result for it")
         wanted = list(require) if require is not None else list(plats)
@@ -145,14 +155,24 @@ def judge(
                 if name not in missing:
                     out.append(f"{ref}: required platform {name} was not tested")
                 continue
-            out.extend(f"{ref} {name}: {why}" for why in _platform_reasons(plats[name], run_limit, max_slowdown))
+            out.extend(
+                f"{ref} {name}: {why}" for why in _platform_reasons(plats[name], report.max_slowdown, max_slowdown)
+            )
         if len(out) == before:
-            verdict.passed.append((ref, str(img.get("digest")), [n for n in wanted if n in plats]))
+            verdict.passed.append((ref, img.digest, [n for n in wanted if n in plats]))
     return verdict
 
 
+def read_report(doc: dict[str, Any]) -> Report:
+    """The report's JSON (schema-valid) read into the types it was written from, once."""
+    try:
+        return Report.from_json(doc)
+    except PlatformError as exc:
+        raise ReportUnusable(f"the report names a platform that is none: {exc}") from None
+
+
 def reasons(
-    report: dict[str, Any],
+    report: Report | dict[str, Any],
     require: Sequence[str] | None = None,
     max_slowdown: float | None = None,
     image: str | None = None,
@@ -161,64 +181,58 @@ def reasons(
     return judge(report, require, max_slowdown, image).reasons
 
 
-def _run_reasons(report: dict[str, Any], whole: bool) -> list[str]:
+def _run_reasons(report: Report, whole: bool) -> list[str]:
     """The run as a whole: it must say it ran to its end, and nothing may contradict that.
     Its exit status speaks for every image, so it counts when the whole report is judged."""
     out: list[str] = []
-    run = report.get("run")
-    complete = report.get("complete")
-    if complete is None or run is None:
+    run = report.run
+    if report.claimed_complete is None:
         return ["the report does not say whether the run was complete (an older harness wrote it, or it was edited)"]
-    incomplete = report.get("incomplete") or []
-    if complete is not True:
-        out.append("the run was incomplete: " + ("; ".join(incomplete) or "the report says so"))
-    elif incomplete:
-        out.append("the report says it is complete but lists why it is not: " + "; ".join(incomplete))
-    if complete is True and run.get("deselected"):
-        out.append(f"{len(run['deselected'])} selected test(s) were deselected (-k, -m, --deselect): run them all")
-    failed = int(run.get("other_tests", {}).get("failed", 0))
+    if report.claimed_complete is not True:
+        out.append("the run was incomplete: " + ("; ".join(run.incomplete) or "the report says so"))
+    elif run.incomplete:
+        out.append("the report says it is complete but lists why it is not: " + "; ".join(run.incomplete))
+    if report.claimed_complete is True and run.deselected:
+        out.append(f"{len(run.deselected)} selected test(s) were deselected (-k, -m, --deselect): run them all")
+    failed = int(run.other_tests.get("failed", 0))
     if failed:
         out.append(f"{failed} test(s) beside the platform matrix failed")
-    if whole and run.get("exit_status") != 0:
-        out.append(f"pytest exited {run.get('exit_status')}, not 0")
+    if whole and run.exit_status != 0:
+        out.append(f"pytest exited {run.exit_status}, not 0")
     return out
 
 
-def _platform_reasons(plat: dict[str, Any], run_limit: float | None, gate_limit: float | None) -> list[str]:
+def _platform_reasons(plat: PlatformResult, run_limit: float | None, gate_limit: float | None) -> list[str]:
     out: list[str] = []
-    if plat.get("mode") not in ("native", "emulated"):
-        out.append(f"not run here ({plat.get('mode_reason') or plat.get('mode')})")
-    checks = plat.get("checks", {})
-    for name in CHECKS:
-        check = checks.get(name)
+    if plat.mode not in ("native", "emulated"):
+        out.append(f"not run here ({plat.mode_reason or plat.mode})")
+    for spec in builtin_checks():
+        check = plat.checks.get(spec.name)
         if check is None:
-            out.append(f"the {name} check did not run")
-        elif check["outcome"] == SKIPPED:
-            if check.get("skip") not in SKIP_ALLOWED.get(name, ()):
-                allowed = ", ".join(SKIP_ALLOWED.get(name, ())) or "no reason"
-                out.append(f"{name} was skipped ({check.get('detail', '')}); it may be skipped only for: {allowed}")
-        elif check["outcome"] != PASSED:
-            out.append(f"{name} failed: {check.get('detail', '')}")
-    if run_limit is not None and "slowdown" not in checks:
+            out.append(f"the {spec.name} check did not run")
+        elif check.outcome == SKIPPED:
+            if check.skip not in spec.skip_allowed:
+                allowed = ", ".join(spec.skip_allowed) or "no reason"
+                out.append(f"{spec.name} was skipped ({check.detail}); it may be skipped only for: {allowed}")
+        elif check.outcome != PASSED:
+            out.append(f"{spec.name} failed: {check.detail}")
+    if run_limit is not None and SLOWDOWN_CHECK not in plat.checks:
         out.append(f"the run asked for --max-slowdown {run_limit:g} but no slowdown check is in the report")
-    for name, check in checks.items():  # the checks beyond the built-in ones: --max-slowdown's
-        if name not in CHECKS and check["outcome"] != PASSED:
-            out.append(f"{name} failed: {check.get('detail', '')}")
-    tests = plat.get("tests", [])
-    selected = plat.get("selected_tests")
-    if isinstance(selected, float) and selected.is_integer():
-        selected = int(selected)  # JSON has one kind of number; 2.0 is 2
+    names = check_names()
+    for check in plat.checks.values():  # the checks beyond the built-in ones: --max-slowdown's
+        if check.name not in names and check.outcome != PASSED:
+            out.append(f"{check.name} failed: {check.detail}")
+    tests = [*plat.tests, *plat.duplicate_tests]
+    selected = plat.selected_tests
     if selected is None:
         out.append("the report does not say how many tests were selected on this platform")
-    elif not isinstance(selected, int):
-        out.append(f"selected_tests is {selected!r}, not a count")
-    elif len(tests) != selected or len({t["nodeid"] for t in tests}) != len(tests):
+    elif len(tests) != selected or plat.duplicate_tests:
         out.append(f"{selected} test(s) were selected but {len(tests)} reported")
-    failed = [t["nodeid"] for t in tests if t.get("outcome") != PASSED]
+    failed = [t.nodeid for t in plat.tests.values() if t.outcome != PASSED]
     if failed:
         out.append(f"{len(failed)} test(s) did not pass: {', '.join(failed[:5])}")
     # The figure itself, against the run's limit (its check must agree) and the gate's.
-    slowdown = plat.get("slowdown")
+    slowdown = plat.slowdown
     for limit in dict.fromkeys(x for x in (run_limit, gate_limit) if x is not None):
         if slowdown is None:
             out.append(f"slowdown not measured, so --max-slowdown {limit:g} is not met")
@@ -230,7 +244,7 @@ def _platform_reasons(plat: dict[str, Any], run_limit: float | None, gate_limit:
 def promote(
     src: str,
     dest: str,
-    report: dict[str, Any],
+    report: Report | dict[str, Any],
     registry: Registry,
     require: Sequence[str] | None = None,
     max_slowdown: float | None = None,
@@ -240,15 +254,17 @@ def promote(
     if not same_registry(src_ref.registry, dest_ref.registry):
         raise GateError(f"{dest}: promote tags within one registry ({src_ref.registry}); copy across registries first")
     current = registry.manifest(src_ref)
-    tested = [i for i in report.get("images", []) if i.get("digest") == current.digest]
+    if not isinstance(report, Report):
+        report = read_report(report)
+    tested = [i for i in report.images.values() if i.digest == current.digest]
     if not tested:
-        seen = ", ".join(f"{i.get('ref', '?')} @ {i.get('digest')}" for i in report.get("images", [])) or "nothing"
+        seen = ", ".join(f"{i.ref} @ {i.digest or None}" for i in report.images.values()) or "nothing"
         raise GateError(
             f"{src} now points at {current.digest}, which the report did not test (it tested: {seen}): test it again"
         )
     # Every result the report holds for this index must be green: one red run of it is enough
     # to refuse, whatever name it was tested under.
-    why = [r for i in tested for r in judge(report, require, max_slowdown, image=i.get("ref")).reasons]
+    why = [r for i in tested for r in judge(report, require, max_slowdown, image=i.ref).reasons]
     if why:
         raise GateError("the report is not green:\n  " + "\n  ".join(dict.fromkeys(why)))
     index_bytes = registry.manifest_bytes(src_ref, current.digest)
@@ -310,7 +326,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         require = _platforms(args.require)
         if args.max_slowdown is not None and not args.max_slowdown > 0:
             raise PlatformError(f"--max-slowdown {args.max_slowdown:g} is not a positive number")
-        report = load_report(args.report)
+        report = read_report(load_report(args.report))
         if args.command == "gate":
             verdict = judge(report, require, args.max_slowdown, image=args.image)
             if not verdict.go:

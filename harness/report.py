@@ -1,9 +1,9 @@
-"""Results of a run: gathered from records, written as JSON (schema 1) and as a matrix.
+"""Results of a run: folded from records, written as JSON (schema 1) and as a matrix.
 
-A *record* is a plain dict describing one outcome (a built-in check, a user test, or the
-coverage of an index). Records are what crosses process boundaries (pytest-xdist workers
-send them in test reports); :class:`Report` folds them into one document, with a
-:class:`RunInfo` that says what the run selected, left out and whether it ran to its end.
+:class:`Report` folds the run's records (:mod:`harness.records`: a built-in check, a user
+test, a probe, the coverage of an index) into one document, with a :class:`RunInfo` that
+says what the run selected, left out and whether it ran to its end. :meth:`Report.from_json`
+reads a written report back into the same types, for the release gate.
 """
 
 from __future__ import annotations
@@ -20,21 +20,20 @@ from typing import Any
 
 from tabulate import tabulate
 
-from .checks import CHECKS, FAILED, PASSED, SKIPPED, brief
+from .checks import FAILED, PASSED, SKIPPED, brief, check_names
 from .platform import Platform, sort_key
+from .records import CheckRecord, CoverageRecord, ProbeRecord, Record, ResolveRecord, Subject
 from .reference import short_name
 
 SCHEMA = 1
-
-KIND_CHECK = "check"
-KIND_TEST = "test"
-KIND_COVERAGE = "coverage"
-KIND_RESOLVE = "resolve"
-KIND_PROBE = "probe"
+#: The check a run with --max-slowdown adds to each platform's checks in the report.
+SLOWDOWN_CHECK = "slowdown"
 
 
 @dataclass
-class TestRecord:
+class TestResult:
+    """One user test on one platform: its phases' records folded (the worst outcome stands)."""
+
     __test__ = False
 
     nodeid: str
@@ -91,9 +90,9 @@ class PlatformResult:
     engine: str | None = None
     #: User tests selected on this platform, as the process that collected them counted.
     selected_tests: int | None = None
-    checks: dict[str, dict[str, Any]] = field(default_factory=dict)
-    tests: dict[str, TestRecord] = field(default_factory=dict)
-    command_s: dict[str, float] = field(default_factory=dict)  # check name -> command time
+    checks: dict[str, CheckRecord] = field(default_factory=dict)
+    #: Test name (the same on every platform) -> its result.
+    tests: dict[str, TestResult] = field(default_factory=dict)
     probe: dict[str, float] = field(default_factory=dict)  # probe command -> median seconds
     slowdown: float | None = None
     slowdown_samples: int = 0
@@ -102,11 +101,13 @@ class PlatformResult:
     over_limit: float | None = None
     #: Why the slowdown is None, when it is.
     unmeasured: str = ""
+    #: Node ids a report read back lists more than once (a report written here never does).
+    duplicate_tests: list[str] = field(default_factory=list)
 
     @property
     def failed(self) -> bool:
         return (
-            any(c["outcome"] == FAILED for c in self.checks.values())
+            any(c.outcome == FAILED for c in self.checks.values())
             or any(t.outcome == FAILED for t in self.tests.values())
             or self.over_limit is not None
         )
@@ -115,9 +116,9 @@ class PlatformResult:
         """Command times of what passed: a command that failed (died of SIGILL, say) took
         no comparable time, so it is no sample of the slowdown."""
         out = {
-            f"check:{name}": secs
-            for name, secs in self.command_s.items()
-            if self.checks.get(name, {}).get("outcome") == PASSED
+            f"check:{name}": check.command_s
+            for name, check in self.checks.items()
+            if check.outcome == PASSED and check.command_s is not None
         }
         out.update({f"probe:{name}": secs for name, secs in self.probe.items()})
         out.update(
@@ -136,10 +137,10 @@ class PlatformResult:
 
     def reason(self) -> str:
         """One line: what went wrong first, for the matrix."""
-        for name in CHECKS:
+        for name in check_names():
             check = self.checks.get(name)
-            if check and check["outcome"] == FAILED:
-                return f"{name}: {check['detail']}"
+            if check and check.outcome == FAILED:
+                return f"{name}: {check.detail}"
         for test in self.tests.values():
             if test.outcome == FAILED:
                 return f"{test.nodeid.rsplit('::', 1)[-1]}: {test.detail}"
@@ -159,7 +160,7 @@ class PlatformResult:
 
     def warnings(self) -> list[str]:
         """Every warning of the checks that passed with some, each as ``check: sentence``."""
-        return [f"{name}: {w}" for name in CHECKS for w in self.checks.get(name, {}).get("warnings", ())]
+        return [f"{name}: {w}" for name in check_names() if name in self.checks for w in self.checks[name].warnings]
 
 
 @dataclass
@@ -169,11 +170,14 @@ class ImageResult:
     missing: list[str] = field(default_factory=list)
     present: list[str] = field(default_factory=list)
     #: Every platform the run was to test of this image: each has a result or is missing.
-    requested: list[str] = field(default_factory=list)
+    #: None only in a report read back that does not say.
+    requested: list[str] | None = field(default_factory=list)
     error: str = ""
     is_index: bool | None = None
     notes: list[str] = field(default_factory=list)
     platforms: dict[str, PlatformResult] = field(default_factory=dict)
+    #: Platforms a report read back lists more than once (a report written here never does).
+    duplicate_platforms: list[str] = field(default_factory=list)
 
 
 class Report:
@@ -183,61 +187,52 @@ class Report:
         self.max_slowdown = max_slowdown
         self.images: dict[str, ImageResult] = {}
         self.run = RunInfo()
+        #: What a report read back says of itself: its ``complete`` (None when it has no
+        #: ``complete`` or no ``run``), and the images it lists more than once.
+        self.claimed_complete: bool | None = None
+        self.duplicate_images: list[str] = []
+        #: A report read back keeps the slowdown figures it was written with.
+        self._read = False
 
     # --- folding records -------------------------------------------------------------------
-    def add(self, rec: dict[str, Any]) -> None:
-        """Fold one record in. Test records' ``name`` is the same on every platform."""
-        image = self.images.setdefault(rec["image"], ImageResult(rec["image"]))
-        if rec.get("index_digest"):
-            image.digest = rec["index_digest"]
-        kind = rec["kind"]
-        if kind == KIND_RESOLVE:
-            image.error = rec.get("detail", "")
+    def add(self, record: Record) -> None:
+        """Fold one record in."""
+        ref = record.image if isinstance(record, ResolveRecord | CoverageRecord) else record.subject.image
+        image = self.images.setdefault(ref, ImageResult(ref))
+        if isinstance(record, ResolveRecord):
+            image.error = record.detail
             return
-        if kind == KIND_COVERAGE:
-            image.missing = list(rec.get("missing", []))
-            image.present = list(rec.get("present", []))
-            image.requested = list(rec.get("requested", []))
-            image.is_index = rec.get("is_index")
-            image.notes = list(rec.get("notes", []))
-            if rec.get("outcome") == FAILED and not image.missing:
-                image.error = rec.get("detail", "") or "nothing in the index to test"  # no runnable entry
+        if isinstance(record, CoverageRecord):
+            image.digest = record.index_digest or image.digest
+            image.missing = [str(p) for p in record.missing]
+            image.present = [str(p) for p in record.present]
+            image.requested = [str(p) for p in record.requested]
+            image.is_index = record.is_index
+            image.notes = list(record.notes)
+            if record.outcome == FAILED and not image.missing:
+                image.error = record.detail or "nothing in the index to test"  # no runnable entry
             return
-        plat = image.platforms.get(rec["platform"])
+        subject = record.subject
+        image.digest = subject.index_digest or image.digest
+        plat = image.platforms.get(str(subject.platform))
         if plat is None:
-            plat = image.platforms[rec["platform"]] = PlatformResult(
-                rec["platform"],
-                rec.get("digest", ""),
-                rec.get("mode", ""),
-                rec.get("mode_reason", ""),
-                rec.get("engine"),
+            plat = image.platforms[str(subject.platform)] = PlatformResult(
+                str(subject.platform), subject.digest, subject.mode, subject.mode_reason, subject.engine
             )
-        if rec.get("selected_tests") is not None:
-            plat.selected_tests = int(rec["selected_tests"])
-        if kind == KIND_CHECK:
-            check: dict[str, Any] = {"outcome": rec["outcome"], "detail": rec.get("detail", "")}
-            if rec.get("warnings"):
-                check["warnings"] = list(rec["warnings"])
-            if rec.get("skip"):
-                check["skip"] = rec["skip"]
-            plat.checks[rec["name"]] = check
-            if rec.get("command_s") is not None:
-                plat.command_s[rec["name"]] = float(rec["command_s"])
-        elif kind == KIND_PROBE:
-            plat.probe = {str(k): float(v) for k, v in (rec.get("samples") or {}).items()}
-        elif kind == KIND_TEST:
-            key = rec["name"]
-            prev = plat.tests.get(key)
-            outcome = rec["outcome"]
-            if prev is not None:
-                # setup, call and teardown each report; the worst outcome stands.
-                outcome = worst(prev.outcome, outcome)
-            plat.tests[key] = TestRecord(
-                rec["nodeid"],
-                outcome,
-                (prev.duration_s if prev else 0.0) + float(rec.get("duration_s") or 0.0),
-                rec.get("command_s") if rec.get("command_s") is not None else (prev.command_s if prev else None),
-                rec.get("detail") or (prev.detail if prev else ""),
+        if subject.selected_tests is not None:
+            plat.selected_tests = subject.selected_tests
+        if isinstance(record, CheckRecord):
+            plat.checks[record.name] = record
+        elif isinstance(record, ProbeRecord):
+            plat.probe = dict(record.samples)
+        else:
+            prev = plat.tests.get(record.name)
+            plat.tests[record.name] = TestResult(
+                record.nodeid,
+                worst(prev.outcome, record.outcome) if prev else record.outcome,
+                (prev.duration_s if prev else 0.0) + record.duration_s,
+                record.command_s if record.command_s is not None else (prev.command_s if prev else None),
+                record.detail or (prev.detail if prev else ""),
             )
 
     # --- derived figures -------------------------------------------------------------------
@@ -247,6 +242,8 @@ class Report:
         Only commands that ran on both sides count (the same check or test, the same image),
         and only their time inside the container, not container start-up.
         """
+        if self._read:
+            return
         for image in self.images.values():
             ref = image.platforms.get(self.host_platform)
             for plat in image.platforms.values():
@@ -307,7 +304,7 @@ class Report:
             "ref": image.ref,
             "digest": image.digest or None,
             "missing_platforms": image.missing,
-            "requested_platforms": image.requested,
+            "requested_platforms": image.requested or [],
             "is_index": image.is_index,
             "notes": image.notes,
             "platforms": [],
@@ -315,9 +312,9 @@ class Report:
         if image.error:
             out["error"] = image.error
         for plat in sorted_platforms(image.platforms.values()):
-            checks = {name: plat.checks[name] for name in CHECKS if name in plat.checks}
+            checks = {name: plat.checks[name].to_json() for name in check_names() if name in plat.checks}
             if self.max_slowdown is not None and plat.mode != "unavailable":
-                checks["slowdown"] = self._slowdown_check(plat)
+                checks[SLOWDOWN_CHECK] = self._slowdown_check(plat)
             out["platforms"].append(
                 {
                     "platform": plat.platform,
@@ -346,6 +343,40 @@ class Report:
     def write_json(self, path: str | Path) -> None:
         write_atomic(path, json.dumps(self.to_json(), indent=2) + "\n")
 
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> Report:
+        """A written report (schema 1, already validated) read back into the types it was
+        folded into: what the gate judges. Nothing is repaired: what is absent stays absent
+        (None), and what appears twice is listed as such."""
+        host = doc.get("host") or {}
+        out = cls(str(host.get("platform", "")), str(host.get("engine", "")), doc.get("max_slowdown"))
+        out._read = True
+        run = doc.get("run")
+        complete = doc.get("complete")
+        out.claimed_complete = complete if isinstance(complete, bool) and run is not None else None
+        if complete is not None and not isinstance(complete, bool):
+            out.claimed_complete = False  # "yes", 0: anything but true is not a claim of completeness
+        run = run or {}
+        out.run = RunInfo(
+            command=list(run.get("command") or []),
+            started=str(run.get("started", "")),
+            finished=str(run.get("finished", "")),
+            harness_version=str(run.get("harness_version", "")),
+            exit_status=run.get("exit_status"),
+            selected=int(run.get("selected") or 0),
+            deselected=list(run.get("deselected") or []),
+            incomplete=[str(x) for x in doc.get("incomplete") or []],
+            settings=dict(run.get("settings") or {}),
+            other_tests=dict(run.get("other_tests") or {}),
+        )
+        for img in doc.get("images") or []:
+            image = _image_from_json(img)
+            if image.ref in out.images:
+                out.duplicate_images.append(image.ref)
+                continue
+            out.images[image.ref] = image
+        return out
+
     def rows(self) -> list[Row]:
         """The matrix: one row per (image, platform), missing platforms included."""
         self.compute_slowdown()
@@ -353,7 +384,9 @@ class Report:
         for image in self.images.values():
             name = short_name(image.ref)
             if image.error:
-                out.append(Row(image.ref, name, "-", "error", ("",) * len(CHECKS), "", "", "FAIL", True, image.error))
+                out.append(
+                    Row(image.ref, name, "-", "error", ("",) * len(check_names()), "", "", "FAIL", True, image.error)
+                )
             for plat in sorted_platforms(image.platforms.values()):
                 passed, failed, skipped = plat.counts()
                 verdict = "FAIL" if plat.failed else ("skip" if plat.mode == "unavailable" else "pass")
@@ -366,7 +399,7 @@ class Report:
                         name,
                         plat.platform,
                         plat.mode,
-                        tuple(_mark(plat.checks.get(c)) for c in CHECKS),
+                        tuple(_mark(plat.checks.get(c)) for c in check_names()),
                         f"{passed}/{failed}/{skipped}" if plat.tests else "-",
                         slowdown,
                         verdict,
@@ -378,7 +411,9 @@ class Report:
             for missing in image.missing:
                 present = ", ".join(image.present) or "none"
                 why = f"not in the index (present: {present})"
-                out.append(Row(image.ref, name, missing, "missing", ("",) * len(CHECKS), "", "", "FAIL", True, why))
+                out.append(
+                    Row(image.ref, name, missing, "missing", ("",) * len(check_names()), "", "", "FAIL", True, why)
+                )
         return out
 
     def test_grid(self, image: ImageResult) -> tuple[list[str], list[tuple[str, dict[str, str]]]]:
@@ -392,7 +427,7 @@ class Report:
 
     def markdown(self) -> str:
         """The matrix as GitHub-flavoured Markdown, for a CI job summary."""
-        headers = ["", "image", "platform", "mode", *CHECKS, "tests p/f/s", "slowdown"]
+        headers = ["", "image", "platform", "mode", *check_names(), "tests p/f/s", "slowdown"]
         rows = self.rows()
         table = tabulate(
             [["❌" if r.failed else "✅", *r.cells(with_image=True)[:-1]] for r in rows],
@@ -439,7 +474,9 @@ class Report:
             digest = f" @ {image.digest[:19]}" if image.digest else ""
             single = " (a single image, not a manifest list)" if image.is_index is False else ""
             out.append(_paint(f"{short_name(image.ref)}{digest}{single}", "1", colour))
-            lines = _columns([r.cells() for r in mine], _HEADERS)
+            lines = _columns(
+                [r.cells() for r in mine], ["platform", "mode", *check_names(), "p/f/s", "slowdown", "verdict"]
+            )
             out.extend(lines[:2])
             for row, line in zip(mine, lines[2:], strict=True):
                 out.append(_paint(line, "31" if row.failed else "32", colour))
@@ -499,7 +536,6 @@ class Row:
         return [*head, self.platform, self.mode, *self.checks, self.tests, self.slowdown, self.verdict]
 
 
-_HEADERS = ["platform", "mode", *CHECKS, "p/f/s", "slowdown", "verdict"]
 #: How an outcome shows in a table cell.
 MARK = {PASSED: "ok", FAILED: "FAIL", SKIPPED: "skip"}
 #: A check that passed with warnings.
@@ -568,13 +604,12 @@ def worst(a: str, b: str) -> str:
     return a if order.get(a, 0) >= order.get(b, 0) else b
 
 
-def _mark(check: dict[str, Any] | None) -> str:
+def _mark(check: CheckRecord | None) -> str:
     if check is None:
         return ""
-    if check["outcome"] == PASSED and check.get("warnings"):
+    if check.outcome == PASSED and check.warnings:
         return WARN
-    outcome = str(check["outcome"])
-    return MARK.get(outcome, outcome)
+    return MARK.get(check.outcome, check.outcome)
 
 
 def write_atomic(path: str | Path, text: str | Callable[[Path], None]) -> None:
@@ -592,6 +627,61 @@ def write_atomic(path: str | Path, text: str | Callable[[Path], None]) -> None:
         tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _image_from_json(img: dict[str, Any]) -> ImageResult:
+    ref = str(img.get("ref", "?"))
+    digest = img.get("digest")
+    requested = img.get("requested_platforms")
+    image = ImageResult(
+        ref,
+        digest if isinstance(digest, str) else "",
+        missing=[str(p) for p in img.get("missing_platforms") or []],
+        requested=[str(p) for p in requested] if requested is not None else None,
+        error=str(img.get("error") or ""),
+        is_index=img.get("is_index"),
+        notes=[str(n) for n in img.get("notes") or []],
+    )
+    for data in img.get("platforms") or []:
+        plat = _platform_from_json(image, data)
+        if plat.platform in image.platforms:
+            image.duplicate_platforms.append(plat.platform)
+            continue
+        image.platforms[plat.platform] = plat
+    return image
+
+
+def _platform_from_json(image: ImageResult, data: dict[str, Any]) -> PlatformResult:
+    name = str(data["platform"])
+    selected = data.get("selected_tests")
+    plat = PlatformResult(
+        name,
+        str(data.get("digest", "")),
+        str(data.get("mode", "")),
+        str(data.get("mode_reason", "")),
+        data.get("engine"),
+        int(selected) if selected is not None else None,
+        slowdown=data.get("slowdown"),
+        slowdown_samples=int(data.get("slowdown_samples") or 0),
+        probe={str(k): float(v) for k, v in (data.get("probe_s") or {}).items()},
+    )
+    subject = Subject(image.ref, image.digest, Platform.parse(name), plat.digest, plat.mode, plat.mode_reason)
+    for check_name, check in (data.get("checks") or {}).items():
+        plat.checks[check_name] = CheckRecord(
+            subject,
+            check_name,
+            str(check.get("outcome")),
+            str(check.get("detail", "")),
+            warnings=tuple(str(w) for w in check.get("warnings") or ()),
+            skip=str(check.get("skip", "")),
+        )
+    for test in data.get("tests") or []:
+        nodeid = str(test["nodeid"])
+        if nodeid in plat.tests:
+            plat.duplicate_tests.append(nodeid)
+            continue
+        plat.tests[nodeid] = TestResult(nodeid, str(test.get("outcome")), float(test.get("duration_s") or 0.0), None)
+    return plat
 
 
 def sorted_platforms(plats: Iterable[PlatformResult]) -> list[PlatformResult]:

@@ -1,43 +1,31 @@
 """Built-in check items: they run for every (image, platform) even with no user tests.
 
-Per image, an ``index`` item (requested platforms present?) and per platform ``config``,
-``elf`` and ``uname`` items, and the ``probe`` that times a few commands for the slowdown.
-They are ordinary pytest items, so they count in the exit status, show in JUnit, honour
-``-k`` and are distributed by xdist.
+Per image, an ``index`` item (requested platforms present?); per platform one item for each
+entry of :data:`harness.checks.BUILTIN_CHECKS`, and the ``probe`` that times a few commands
+for the slowdown. They are ordinary pytest items, so they count in the exit status, show in
+JUnit and are distributed by xdist.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
 
-from harness.checks import FAILED, PASSED, SKIPPED, CheckResult
-from harness.report import KIND_CHECK, KIND_COVERAGE, KIND_PROBE, KIND_RESOLVE
-from harness.session import ImagePlan, Target
+from harness.checks import FAILED, PASSED, SKIPPED, CheckResult, check_names
+from harness.errors import MultiarchError
+from harness.planner import ImagePlan, Target
+from harness.records import CheckRecord, CoverageRecord, ProbeRecord, Record, ResolveRecord, Subject
 
-if TYPE_CHECKING:
-    from .plugin import State
+from .state import State
+
+INDEX = "index"
+PROBE = "probe"
 
 
 class CheckFailed(Exception):
     """A built-in check found a defect; its message is the whole story."""
-
-
-def base_record(target: Target, state: State) -> dict[str, Any]:
-    """What every record of ``target`` carries, the count of user tests selected on it too:
-    every process collects the same items, so any record of the platform can tell it."""
-    return {
-        "selected_tests": state.selected_tests.get(target.key, 0),
-        "image": target.image,
-        "index_digest": target.index_digest,
-        "platform": str(target.platform),
-        "digest": target.digest,
-        "mode": target.mode.kind,
-        "mode_reason": target.mode.reason,
-        "engine": target.engine,
-    }
 
 
 class ImageNode(pytest.Collector):
@@ -48,6 +36,8 @@ class ImageNode(pytest.Collector):
 
 
 class CheckItem(pytest.Item):
+    """One built-in check (a name of the table, ``index`` or ``probe``) of one image or platform."""
+
     def __init__(
         self,
         *,
@@ -70,7 +60,10 @@ class CheckItem(pytest.Item):
         self.add_marker(pytest.mark.multiarch_check)
 
     def runtest(self) -> None:
-        self.result = self._run()
+        try:
+            self.result = self._run()
+        except MultiarchError as exc:  # the image could not be read (a registry gone, a layer too large)
+            self.result = CheckResult(FAILED, str(exc))
         if self.result.outcome == FAILED:
             raise CheckFailed(self.result.detail)
         if self.result.outcome == SKIPPED:
@@ -79,24 +72,13 @@ class CheckItem(pytest.Item):
     def _run(self) -> CheckResult:
         if self.error is not None:
             return CheckResult(FAILED, self.error)
-        harness = self.state.harness
-        if self.check == "index":
-            assert self.plan is not None
-            return _coverage(self.plan)
+        if self.plan is not None:
+            return self.plan.coverage()
         assert self.target is not None
-        if self.check == "config":
-            return harness.check_config(self.target)
-        if self.check == "elf":
-            return harness.check_elf(self.target)
-        if self.check == "uname":
-            if not self.target.mode.runnable and self.state.opts.strict:
-                return CheckResult(
-                    FAILED, f"cannot run {self.target.platform} here (--strict-platforms): {self.target.mode.reason}"
-                )
-            return harness.check_uname(self.target)
-        if self.check == "probe":
+        harness = self.state.harness
+        if self.check == PROBE:
             return harness.probe(self.target)
-        raise ValueError(f"unknown check {self.check}")
+        return harness.check(self.check, self.target)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         if isinstance(excinfo.value, CheckFailed):
@@ -107,7 +89,7 @@ class CheckItem(pytest.Item):
     def reportinfo(self) -> tuple[str, int | None, str]:
         return ("multiarch", None, f"{self.ref} {self.name}")
 
-    def record(self, report: pytest.TestReport) -> dict[str, Any] | None:
+    def record(self, report: pytest.TestReport) -> Record | None:
         """The record this item's report carries to the controller."""
         if report.when != "call" and not (report.when == "setup" and not report.passed):
             return None
@@ -116,46 +98,36 @@ class CheckItem(pytest.Item):
         else:
             outcome = FAILED if report.failed else (SKIPPED if report.skipped else PASSED)
             detail = report.longreprtext.strip().splitlines()[-1] if report.longreprtext.strip() else ""
-        if self.check == "index":
-            if self.error is not None:
-                return {"image": self.ref, "kind": KIND_RESOLVE, "detail": self.error}
-            assert self.plan is not None
-            return {
-                "image": self.ref,
-                "index_digest": self.plan.digest,
-                "kind": KIND_COVERAGE,
-                "missing": [str(p) for p in self.plan.missing],
-                "present": [str(p) for p in self.plan.present],
-                "requested": [str(t.platform) for t in self.plan.targets] + [str(p) for p in self.plan.missing],
-                "is_index": self.plan.is_index,
-                "notes": list(self.plan.notes),
-                "detail": detail,
-                "outcome": outcome,
-            }
+        if self.error is not None:
+            return ResolveRecord(self.ref, self.error)
+        if self.plan is not None:
+            plan = self.plan
+            return CoverageRecord(
+                self.ref,
+                plan.digest,
+                outcome,
+                detail,
+                plan.present,
+                plan.missing,
+                tuple(t.platform for t in plan.targets) + plan.missing,
+                plan.is_index,
+                plan.notes,
+            )
         assert self.target is not None
-        if self.check == "probe":
+        subject = Subject.of(self.target, self.state.selected_on(self.target))
+        if self.check == PROBE:
             samples = self.result.samples if self.result is not None else None
-            return base_record(self.target, self.state) | {"kind": KIND_PROBE, "samples": samples or {}}
-        return base_record(self.target, self.state) | {
-            "kind": KIND_CHECK,
-            "name": self.check,
-            "outcome": outcome,
-            "detail": detail,
-            "command_s": self.result.command_s if self.result is not None else None,
-            "warnings": list(self.result.warnings) if self.result is not None else [],
-            "skip": self.result.skip if self.result is not None else "",
-        }
-
-
-def _coverage(plan: ImagePlan) -> CheckResult:
-    present = ", ".join(str(p) for p in plan.present) or "none"
-    note = ("; " + "; ".join(plan.notes)) if plan.notes else ""
-    if plan.missing:
-        missing = ", ".join(str(p) for p in plan.missing)
-        return CheckResult(FAILED, f"missing from the index: {missing} (present: {present}){note}")
-    if not plan.targets:
-        return CheckResult(FAILED, f"no runnable platform in the index (entries: {present}){note}")
-    return CheckResult(PASSED, f"{len(plan.targets)} platforms tested of {len(plan.present)} present{note}")
+            return ProbeRecord(subject, dict(samples or {}))
+        result = self.result
+        return CheckRecord(
+            subject,
+            self.check,
+            outcome,
+            detail,
+            result.command_s if result is not None else None,
+            result.warnings if result is not None else (),
+            result.skip if result is not None else "",
+        )
 
 
 def for_image(session: pytest.Session, state: State, ref: str, tested: Collection[str] = ()) -> list[pytest.Item]:
@@ -165,14 +137,12 @@ def for_image(session: pytest.Session, state: State, ref: str, tested: Collectio
     parent = ImageNode.from_parent(session, name=f"multiarch:{ref}", nodeid=f"multiarch:{ref}")
     try:
         plan = state.plan(ref)
-    except Exception as exc:
-        return [CheckItem.from_parent(parent, name="index", state=state, ref=ref, check="index", error=f"{exc}")]
-    out: list[pytest.Item] = [
-        CheckItem.from_parent(parent, name="index", state=state, ref=ref, check="index", plan=plan)
-    ]
+    except MultiarchError as exc:
+        return [CheckItem.from_parent(parent, name=INDEX, state=state, ref=ref, check=INDEX, error=f"{exc}")]
+    out: list[pytest.Item] = [CheckItem.from_parent(parent, name=INDEX, state=state, ref=ref, check=INDEX, plan=plan)]
     for target in plan.targets:
         probe = state.opts.probe == "always" or (state.opts.probe == "auto" and target.key not in tested)
-        for check in ("config", "elf", "uname", "probe") if probe else ("config", "elf", "uname"):
+        for check in (*check_names(), PROBE) if probe else check_names():
             out.append(
                 CheckItem.from_parent(
                     parent, name=f"{check}[{target.platform}]", state=state, ref=ref, check=check, target=target

@@ -18,7 +18,7 @@ import pytest
 from harness.layers import DEFAULT_MAX_LAYER_BYTES
 from harness.platform import Platform, PlatformError, check_known, format_list, parse_list
 from harness.reference import ImageReferenceError
-from harness.sources import SourceError, check_source_name
+from harness.sources import DEFAULT_SCRATCH_REGISTRY, SourceError, check_source_name
 
 #: How a setting is written and read:
 #: ``text``: one string;
@@ -278,7 +278,7 @@ OPTIONS: tuple[Option, ...] = (
         "text",
         "registry that OCI layouts and archives are copied into so the engine can pull them by digest",
         env="MULTIARCH_SCRATCH_REGISTRY",
-        default="127.0.0.1:5000",
+        default=DEFAULT_SCRATCH_REGISTRY,
         metavar="HOST:PORT",
     ),
     Option(

@@ -1,94 +1,37 @@
-"""The pytest wiring: options, parametrisation, built-in check items, fixtures, reporting.
+"""The pytest wiring: configuration, parametrisation, collection and records.
 
-Every process (the only one, or each xdist worker) has its own :class:`harness.Harness`.
-Outcomes travel as records on the test reports (``report.multiarch_record``, which xdist
-carries to the controller with the report); the controller alone folds them
-into the report, prints the matrix and writes the JSON.
+The rest lives beside it: :mod:`.state` (what a process knows, stash keys), :mod:`.options`
+(the table of settings), :mod:`.fixtures`, :mod:`.items` (built-in check items) and
+:mod:`.reporting` (the controller's report and outputs). Every process (the only one, or
+each xdist worker) has its own :class:`harness.Harness`. Outcomes travel as records
+(:mod:`harness.records`) on the test reports, which xdist carries to the controller; the
+controller alone folds them into the report.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
 import uuid
-from collections.abc import Generator, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Generator
 from typing import Any
 
 import pytest
 
-from harness import Harness
-from harness.engine import Engine, EngineError
-from harness.html import write_html
-from harness.labels import LABEL_SESSION
-from harness.platform import Platform
+from harness.checks import SKIPPED
+from harness.engine import EngineError
+from harness.errors import MultiarchError
+from harness.planner import ImagePlan, Target, unavailable
+from harness.records import Subject, TestRecord
 from harness.reference import short_name
-from harness.registry import Registry
-from harness.report import KIND_TEST, Report, worst, write_atomic
-from harness.session import ImagePlan, Target
 
 from . import items as checks_
 from . import options
-from .junit import split_by_platform
-from .runinfo import RunRecorder, Signals, worker_output
+from .fixtures import container, multiarch, multiarch_target, platform
+from .reporting import RECORD, REPORTER, Reporter, one_line
+from .runinfo import RunRecorder, worker_output
+from .state import COMMAND_SECONDS, RECORDER, STATE, TARGET_FIXTURE, State, Unresolved, state_of
 
-RECORD = "multiarch_record"
-TARGET_FIXTURE = "multiarch_target"
-
-
-@dataclass
-class State:
-    opts: options.Options
-    session_id: str
-    is_worker: bool
-    pins: dict[str, str] = field(default_factory=dict)
-    handed: list[ImagePlan] = field(default_factory=list)
-    handed_errors: dict[str, str] = field(default_factory=dict)
-    _harness: Harness | None = None
-    targets: dict[str, Target] = field(default_factory=dict)
-    errors: dict[str, str] = field(default_factory=dict)
-    #: Target key -> how many user tests this process's collection selected on it.
-    selected_tests: dict[str, int] = field(default_factory=dict)
-    #: Every image the collected tests name, before any selection; and the node ids of the
-    #: built-in check items made for them.
-    refs: list[str] = field(default_factory=list)
-    built: list[str] = field(default_factory=list)
-    signals: Signals = field(default_factory=Signals)
-
-    @property
-    def harness(self) -> Harness:
-        if self._harness is None:
-            self._harness = Harness(
-                self.opts.platforms,
-                session_id=self.session_id,
-                pins=self.pins,
-                plans=self.handed,
-                plan_errors=self.handed_errors,
-                elf_include=self.opts.elf_include,
-                elf_exclude=self.opts.elf_exclude,
-                scratch_registry=self.opts.scratch_registry,
-                registry=Registry(insecure=self.opts.insecure),
-                timeout=self.opts.timeout,
-                engines=dict(self.opts.engines),
-                strict_elf=self.opts.strict_elf,
-            )
-        return self._harness
-
-    def plan(self, ref: str) -> ImagePlan:
-        plan = self.harness.plan(ref)
-        for target in plan.targets:
-            self.targets[target.key] = target
-        return plan
-
-
-STATE = pytest.StashKey[State]()
-REPORTER = pytest.StashKey["Reporter"]()
-RECORDER = pytest.StashKey[RunRecorder]()
-COMMAND_SECONDS = pytest.StashKey[float]()
-
-
-def state_of(config: pytest.Config) -> State:
-    return config.stash[STATE]
+#: The fixtures, registered with this module (pytest finds a plugin's fixtures in its namespace).
+FIXTURES = (container, multiarch, multiarch_target, platform)
 
 
 # --- configuration ---------------------------------------------------------------------------
@@ -115,7 +58,7 @@ def pytest_configure(config: pytest.Config) -> None:
         )
     else:
         options.check_writable(opts)
-        state = State(opts, os.environ.get("MULTIARCH_SESSION_ID") or uuid.uuid4().hex[:12], False)
+        state = State(opts, opts.session_id or uuid.uuid4().hex[:12], False)
         reporter = Reporter(state)
         config.stash[REPORTER] = reporter
         config.pluginmanager.register(reporter, "multiarch-reporter")
@@ -144,7 +87,7 @@ class _XdistHooks:
         for ref in state.opts.images:
             try:
                 plans.append(state.plan(ref))
-            except Exception as exc:
+            except MultiarchError as exc:
                 errors[ref] = str(exc)
         spec = node.gateway.spec
         if spec.popen and not spec.via:
@@ -208,19 +151,17 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             pytrace=False,
         )
     params = []
+    several = len(refs) > 1
     for ref in refs:
         try:
             plan = state.plan(ref)
-        except Exception as exc:
-            key = f"{ref}|unresolved"
-            state.errors[key] = f"{ref}: {exc}"
-            params.append(pytest.param(key, id=_param_id("unresolved", ref, len(refs) > 1)))
+        except MultiarchError as exc:
+            params.append(pytest.param(Unresolved(ref, str(exc)), id=_param_id("unresolved", ref, several)))
             continue
         for target in plan.targets:
-            marks = []
-            if not target.mode.runnable and not state.opts.strict:
-                marks.append(pytest.mark.skip(reason=f"{target.platform} cannot run here: {target.mode.reason}"))
-            params.append(pytest.param(target.key, id=_param_id(str(target.platform), ref, len(refs) > 1), marks=marks))
+            stand_in = unavailable(target, state.opts.strict)
+            marks = [pytest.mark.skip(reason=stand_in.detail)] if stand_in and stand_in.outcome == SKIPPED else []
+            params.append(pytest.param(target, id=_param_id(str(target.platform), ref, several), marks=marks))
     metafunc.parametrize(TARGET_FIXTURE, params, indirect=True)
 
 
@@ -248,7 +189,7 @@ class _AfterSelection:
         self, session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
     ) -> None:
         state = state_of(config)
-        targets = [target for target in (_target_of(item, state) for item in items) if target is not None]
+        targets = [target for target in (_target_of(item) for item in items) if target is not None]
         tested = {target.key for target in targets}
         for target in targets:
             state.selected_tests[target.key] = state.selected_tests.get(target.key, 0) + 1
@@ -261,7 +202,7 @@ class _AfterSelection:
             # Longest first: emulated platforms take several times as long as native ones, so
             # handing them out first keeps one worker from finishing long after the other.
             # Every worker sorts alike, so their collections stay identical.
-            items.sort(key=lambda item: 0 if _emulated(_target_of(item, state)) else 1)
+            items.sort(key=lambda item: 0 if _emulated(_target_of(item)) else 1)
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         """A built-in check that is gone by now was removed without a word (a plugin that
@@ -275,85 +216,23 @@ def _emulated(target: Target | None) -> bool:
     return target is not None and target.mode.emulated
 
 
-def _target_of(item: pytest.Item, state: State) -> Target | None:
+def _target_of(item: pytest.Item) -> Target | None:
     if isinstance(item, checks_.CheckItem):
         return item.target
     callspec = getattr(item, "callspec", None)
-    key = callspec.params.get(TARGET_FIXTURE) if callspec is not None else None
-    return state.targets.get(key) if key is not None else None
+    param = callspec.params.get(TARGET_FIXTURE) if callspec is not None else None
+    return param if isinstance(param, Target) else None
 
 
-# --- fixtures --------------------------------------------------------------------------------
-@pytest.fixture
-def multiarch(request: pytest.FixtureRequest) -> Harness:
-    """The harness of this test process."""
-    return state_of(request.config).harness
-
-
-@pytest.fixture
-def multiarch_target(request: pytest.FixtureRequest) -> Target:
-    """The (image, platform) under test, pinned by its manifest digest."""
-    state = state_of(request.config)
-    key = request.param
-    if key in state.errors:
-        pytest.fail(state.errors[key], pytrace=False)
-    target = state.targets[key]
-    if not target.mode.runnable:  # only reached under --strict-platforms
-        pytest.fail(f"{target.platform} cannot run here (--strict-platforms): {target.mode.reason}", pytrace=False)
-    return target
-
-
-@pytest.fixture
-def platform(multiarch_target: Target) -> Platform:
-    """The platform under test; ``str(platform)`` is e.g. ``linux/arm64``."""
-    return multiarch_target.platform
-
-
-class TestContainer:
-    """The ``container`` fixture: a running container of the platform under test."""
-
-    __test__ = False
-
-    def __init__(self, target: Target, harness: Harness, node: pytest.Item, own: Any = None) -> None:
-        self.target = target
-        self.platform = target.platform
-        self._harness = harness
-        self._node = node
-        self._own = own  # a container of this test's own (fresh_container), else the shared one
-
-    def run(self, cmd: str | list[str], *, user: str = "", timeout: float | None = None) -> Any:
-        """Run ``cmd``; ``timeout`` (seconds natively, default --multiarch-timeout) is scaled
-        by the platform's slowdown under emulation."""
-        result = self._harness.run(self.target, cmd, user=user, timeout=timeout, container=self._own)
-        self._node.stash[COMMAND_SECONDS] = self._node.stash.get(COMMAND_SECONDS, 0.0) + result.duration_s
-        return result
-
-    @property
-    def id(self) -> str:
-        return str((self._own or self._harness.container(self.target)).id)
-
-    def __repr__(self) -> str:
-        return f"<container {self.target.image} ({self.platform})>"
-
-
-@pytest.fixture
-def container(request: pytest.FixtureRequest, multiarch_target: Target) -> Iterator[TestContainer]:
-    """A running container of the image for the current platform: started once and reused
-    by the platform's tests, or, for a test marked ``fresh_container``, its own."""
-    state = state_of(request.config)
-    own = None
-    try:
-        if request.node.get_closest_marker("fresh_container"):
-            own = state.harness.fresh_container(multiarch_target)
-        else:
-            state.harness.container(multiarch_target)
-    except EngineError as exc:
-        pytest.fail(str(exc), pytrace=False)
-    try:
-        yield TestContainer(multiarch_target, state.harness, request.node, own)
-    finally:
-        if own is not None:
-            own.stop()
+def _test_name(item: pytest.Item, target: Target, state: State) -> str:
+    """The test's name with its platform left out (``t.py::test_x[*]``,
+    ``t.py::test_x[good:1.0-*-fast]``): the same on every platform, which pairs them."""
+    callspec = getattr(item, "callspec", None)
+    ids = callspec.id if callspec is not None else ""
+    several = len(_images_for(item, state)) > 1
+    mine = _param_id(str(target.platform), target.image, several)
+    head = item.nodeid.removesuffix(f"[{ids}]")
+    return f"{head}[{ids.replace(mine, _param_id('*', target.image, several), 1)}]"
 
 
 # --- results ---------------------------------------------------------------------------------
@@ -365,31 +244,31 @@ def pytest_runtest_makereport(
     if isinstance(item, checks_.CheckItem):
         rec = item.record(report)
         if rec is not None:
-            setattr(report, RECORD, rec)
+            setattr(report, RECORD, rec.to_data())
         if report.when == "setup" and item.target is not None:
             _junit_properties(item, item.target)
         return report
-    target = _target_of(item, state_of(item.config))
+    target = _target_of(item)
     if target is None:
         return report
+    state = state_of(item.config)
     detail = ""
     if report.failed:
-        detail = _one_line(report)
+        detail = one_line(report)
     elif report.skipped and isinstance(report.longrepr, tuple):
         detail = str(report.longrepr[2])
     if report.when == "setup":
         _junit_properties(item, target)
-    rec = checks_.base_record(target, state_of(item.config)) | {
-        "kind": KIND_TEST,
-        # The same test on every platform shares this name, which pairs them for slowdown.
-        "name": item.nodeid.replace(str(target.platform), "*"),
-        "nodeid": item.nodeid,
-        "outcome": report.outcome,
-        "detail": detail,
-        "duration_s": report.duration,
-        "command_s": item.stash.get(COMMAND_SECONDS, None) if report.when == "call" else None,
-    }
-    setattr(report, RECORD, rec)
+    rec = TestRecord(
+        Subject.of(target, state.selected_on(target)),
+        _test_name(item, target, state),
+        item.nodeid,
+        report.outcome,
+        detail,
+        report.duration,
+        item.stash.get(COMMAND_SECONDS, None) if report.when == "call" else None,
+    )
+    setattr(report, RECORD, rec.to_data())
     return report
 
 
@@ -400,135 +279,17 @@ def _junit_properties(item: pytest.Item, target: Target) -> None:
     )
 
 
-def _one_line(report: pytest.TestReport) -> str:
-    text = report.longreprtext.strip().splitlines()
-    errors = [line[2:].strip() for line in text if line.startswith("E ")]
-    return (errors[0] if errors else (text[-1] if text else "failed"))[:300]
-
-
-class Reporter:
-    """On the controller only: folds records into the report, writes JSON, prints the matrix."""
-
-    def __init__(self, state: State) -> None:
-        self.state = state
-        self.report = Report(max_slowdown=state.opts.max_slowdown)
-        self.swept = 0
-        #: Outcome of each test that runs on no platform (plain tests beside the image's).
-        self.others: dict[str, str] = {}
-        #: The last record seen of each test, for the reports that come without one.
-        self._last: dict[str, dict[str, Any]] = {}
-
-    def pytest_sessionstart(self, session: pytest.Session) -> None:
-        if not self.state.opts.images:
-            return
-        for engine in self._engines():
-            with contextlib.suppress(EngineError):
-                self.swept += engine.sweep_stale(self.state.session_id)
-
-    def _engines(self) -> Iterator[Engine]:
-        """The default engine and each engine a platform is routed to; unreachable ones left out."""
-        harness = self.state.harness
-        for platform in [None, *(p for p, _ in self.state.opts.engines)]:
-            with contextlib.suppress(EngineError):
-                yield harness.engine if platform is None else harness.engine_for(platform)
-
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        rec = getattr(report, RECORD, None)
-        if not isinstance(rec, dict) and report.failed and report.nodeid in self._last:
-            # A failure reported here, not by the worker that ran the test: pytest-xdist's for
-            # a worker that crashed in it. It counts against the test's platform like any other.
-            rec = self._last[report.nodeid] | {
-                "outcome": report.outcome,
-                "detail": _one_line(report),
-                "duration_s": 0.0,
-                "command_s": None,
-            }
-        if isinstance(rec, dict):
-            self._last[report.nodeid] = rec
-            self.report.add(rec)
-        elif not report.nodeid.startswith("multiarch:"):
-            self.others[report.nodeid] = worst(self.others.get(report.nodeid, "passed"), report.outcome)
-
-    @property
-    def _wanted(self) -> bool:
-        """Whether this run is about images at all: then it reports, even if cut short."""
-        return bool(self.state.opts.images or self.report.images)
-
-    @pytest.hookimpl(trylast=True)
-    def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        if not self._wanted:
-            return  # nothing ran on an engine: do not go looking for one
-        harness = self.state.harness
-        try:
-            engine = harness.engine
-            self.report.host_platform, self.report.engine = str(engine.platform), engine.description
-        except EngineError:
-            self.report.engine = "unreachable"
-        # Containers of workers that died still carry this session's label.
-        for engine in self._engines():
-            with contextlib.suppress(EngineError):
-                engine.remove_labelled({LABEL_SESSION: self.state.session_id})
-        if session.exitstatus == pytest.ExitCode.OK and self.report.over_limit():
-            session.exitstatus = pytest.ExitCode.TESTS_FAILED
-        self.report.run = session.config.stash[RECORDER].info(session)
-        outcomes = list(self.others.values())
-        self.report.run.other_tests = {o: outcomes.count(o) for o in ("passed", "failed", "skipped")}
-        if self.state.opts.json_path:
-            self.report.write_json(self.state.opts.json_path)
-        if self.state.opts.html_path:
-            write_html(self.report, self.state.opts.html_path)
-        summary = os.environ.get("GITHUB_STEP_SUMMARY")
-        if self.state.opts.markdown_path or summary:
-            markdown = self.report.markdown()
-            if self.state.opts.markdown_path:
-                write_atomic(self.state.opts.markdown_path, markdown)
-            if summary:  # GitHub collects what every step appends
-                with open(summary, "a") as fh:
-                    fh.write(markdown)
-
-    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if not self._wanted or terminalreporter.config.option.collectonly:
-            return
-        tr = terminalreporter
-        tr.section("multiarch: per-platform results")
-        tr.write_line(self.report.matrix(width=tr._tw.fullwidth, colour=tr.hasmarkup))
-        for image, plat in self.report.over_limit():
-            tr.write_line(f"FAILED {short_name(image)} {plat.platform}: {plat.reason()}", red=True)
-        for label, path in (("JSON", self.state.opts.json_path), ("HTML", self.state.opts.html_path)):
-            if path:
-                tr.write_line(f"{label} report: {path}")
-        if self.swept:
-            tr.write_line(f"removed {self.swept} containers left by earlier runs that crashed")
-
-    def last_words(self) -> str:
-        """A line for after pytest's own summary, when the run could run no container at all."""
-        plats = [p for i in self.report.images.values() for p in i.platforms.values()]
-        if not plats or any(p.mode in ("native", "emulated") for p in plats):
-            return ""
-        why = plats[0].mode_reason or "no platform could run here"
-        if self.report.engine == "unreachable":
-            why = f"no container engine answered ({why})"
-        return f"multiarch: no container ran on any platform: {why}"
-
-
 def pytest_sessionfinish(session: pytest.Session) -> None:
     state = state_of(session.config)
-    if state.is_worker:
+    if state.is_worker:  # the controller's harness is closed by its reporter
         worker_output(session.config, session.config.stash[RECORDER].deselected)
-    if state._harness is not None:
-        state._harness.close()
+        state.close()
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     reporter = config.stash.get(REPORTER, None)
-    xmlpath = getattr(config.option, "xmlpath", None)
-    if reporter is not None and xmlpath and reporter.report.images and os.path.exists(xmlpath):
-        slow = [
-            (plat.platform, f"multiarch:{image}::slowdown[{plat.platform}]", plat.limit_reason())
-            for image, plat in reporter.report.over_limit()
-        ]
-        split_by_platform(xmlpath, slow)  # pytest has written it by now (in pytest_sessionfinish)
     if reporter is not None:
+        reporter.write_junit(config)
         words = reporter.last_words()
         terminal = config.pluginmanager.get_plugin("terminalreporter")
         if words and terminal is not None:

@@ -175,7 +175,9 @@ import json, sys
 from harness import Harness
 with Harness("linux/amd64,linux/arm/v6") as h:
     plan = h.plan({samples["armv7-in-v6"]!r})
-    out = {{str(t.platform): (t.mode.kind, h.check_elf(t).outcome, h.check_uname(t).outcome) for t in plan.targets}}
+    out = {{
+        str(t.platform): (t.mode.kind, h.check("elf", t).outcome, h.check("uname", t).outcome) for t in plan.targets
+    }}
 assert "pytest" not in sys.modules, "the library imported pytest"
 print(json.dumps(out))
 """

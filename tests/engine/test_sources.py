@@ -157,7 +157,7 @@ def test_layout_with_a_corrupted_blob_names_it(buildah_outputs, tmp_path):
     blob = layout / "blobs" / "sha256" / manifest.layers[0].digest.partition(":")[2]
     blob.write_bytes(blob.read_bytes()[:-10] + b"0123456789")
     with pytest.raises(ValueError, match=f"blob {manifest.layers[0].digest} does not match its content"):
-        h.check_elf(plan.targets[0])
+        h.check("elf", plan.targets[0])
 
 
 def test_image_from_the_engine_store(samples, engine, tmp_path_factory, no_leftovers):

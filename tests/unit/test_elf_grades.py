@@ -8,7 +8,7 @@ from elfcraft import PIE, SONAME, arm, elf_for, make_elf
 from layerkit import entry, fs_of
 
 from harness import elf
-from harness.checks import FAILED, MAX_LISTED, PASSED, CheckResult, brief, check_elf
+from harness.checks import FAILED, MAX_LISTED, PASSED, brief, check_elf
 from harness.platform import Platform
 
 P = Platform.parse
@@ -210,8 +210,11 @@ def test_strict_changes_nothing_without_warnings():
 
 
 def test_warnings_are_in_the_json():
-    assert CheckResult(PASSED, "ok").to_json() == {"outcome": PASSED, "detail": "ok"}
-    assert CheckResult(PASSED, "ok", warnings=("a", "b")).to_json() == {
+    from harness.records import CheckRecord, Subject
+
+    subject = Subject("r/app:1", "sha256:i", P("linux/amd64"), "sha256:d", "native")
+    assert CheckRecord(subject, "elf", PASSED, "ok").to_json() == {"outcome": PASSED, "detail": "ok"}
+    assert CheckRecord(subject, "elf", PASSED, "ok", warnings=("a", "b")).to_json() == {
         "outcome": PASSED,
         "detail": "ok",
         "warnings": ["a", "b"],

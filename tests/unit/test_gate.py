@@ -12,8 +12,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness.checks import CHECKS
+from harness.checks import check_names
 from harness.gate import EXIT_GO, EXIT_NO_GO, EXIT_UNUSABLE, SCHEMA_FILE, judge, main, reasons
+
+CHECKS = check_names()
 
 D = "sha256:" + "a" * 64
 #: A report a real run wrote: good sample, amd64 native, arm64 and arm/v6 emulated, two

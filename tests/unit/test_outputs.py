@@ -4,6 +4,7 @@ real run (tests/engine/test_samples.py)."""
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from dataclasses import replace
 from html.parser import HTMLParser
 
 import pytest
@@ -92,7 +93,7 @@ def test_html_escapes_what_images_and_tests_bring():
     report = nine_platform_report()
     image = next(iter(report.images.values()))
     plat = image.platforms["linux/arm64"]
-    plat.checks["elf"]["detail"] = "<script>alert(1)</script> & more"
+    plat.checks["elf"] = replace(plat.checks["elf"], detail="<script>alert(1)</script> & more")
     page = render(report)
     assert "<script>" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; more" in page
@@ -101,11 +102,12 @@ def test_html_escapes_what_images_and_tests_bring():
 def test_html_shows_warnings_in_full_and_an_incomplete_run_first():
     report = nine_platform_report()
     image = next(iter(report.images.values()))
-    image.platforms["linux/amd64"].checks["elf"] = {
-        "outcome": "passed",
-        "detail": "723 ELF files",
-        "warnings": ["272 files under /usr/lib32 are ELF32 LSB Intel 80386: 32-bit x86 compat code"],
-    }
+    image.platforms["linux/amd64"].checks["elf"] = replace(
+        image.platforms["linux/amd64"].checks["elf"],
+        outcome="passed",
+        detail="723 ELF files",
+        warnings=("272 files under /usr/lib32 are ELF32 LSB Intel 80386: 32-bit x86 compat code",),
+    )
     report.run.incomplete = ["terminated by SIGTERM"]
     page = render(report)
     parsed = _Collect()

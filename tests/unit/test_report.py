@@ -5,7 +5,11 @@ import math
 
 import pytest
 
-from harness.report import KIND_CHECK, KIND_COVERAGE, KIND_TEST, Report
+from harness.platform import Platform
+from harness.records import CheckRecord, CoverageRecord, ProbeRecord, Record, Subject, TestRecord
+from harness.report import Report
+
+KIND_CHECK, KIND_COVERAGE, KIND_TEST = "check", "coverage", "test"
 
 IMG = "127.0.0.1:5000/samples/x:1.0"
 
@@ -20,6 +24,25 @@ def rec(platform: str, **kw):
         "mode_reason": "r",
     }
     return base | kw
+
+
+def typed(flat: dict) -> Record:
+    """The record that a flat description (the fields of every kind side by side) stands for."""
+    kind = flat["kind"]
+    if kind == KIND_COVERAGE:
+        plats = {k: tuple(Platform.parse(p) for p in flat.get(k, ())) for k in ("present", "missing", "requested")}
+        outcome = flat.get("outcome", "passed")
+        return CoverageRecord(flat["image"], flat["index_digest"], outcome, "", **plats, is_index=flat.get("is_index"))
+    platform = Platform.parse(flat["platform"])
+    subject = Subject(flat["image"], flat["index_digest"], platform, flat["digest"], flat["mode"], flat["mode_reason"])
+    if kind == KIND_CHECK:
+        warnings = tuple(flat.get("warnings", ()))
+        return CheckRecord(subject, flat["name"], flat["outcome"], flat["detail"], flat.get("command_s"), warnings)
+    if kind == "probe":
+        return ProbeRecord(subject, flat["samples"])
+    return TestRecord(
+        subject, flat["name"], flat["nodeid"], flat["outcome"], flat["detail"], flat["duration_s"], flat["command_s"]
+    )
 
 
 def check(platform, name, outcome="passed", detail="ok", command_s=None):
@@ -44,22 +67,24 @@ def make_test(platform, name, outcome="passed", command_s=None, when_call=True, 
 def report():
     r = Report("linux/amd64", "docker 20.10 at unix:///var/run/docker.sock")
     r.add(
-        {
-            "image": IMG,
-            "index_digest": "sha256:idx",
-            "kind": KIND_COVERAGE,
-            "missing": ["linux/riscv64"],
-            "present": ["linux/amd64", "linux/arm64"],
-        }
+        typed(
+            {
+                "image": IMG,
+                "index_digest": "sha256:idx",
+                "kind": KIND_COVERAGE,
+                "missing": ["linux/riscv64"],
+                "present": ["linux/amd64", "linux/arm64"],
+            }
+        )
     )
     for p in ("linux/amd64", "linux/arm64"):
         for c in ("config", "elf"):
-            r.add(check(p, c))
-    r.add(check("linux/arm64", "uname", "failed", "uname -m says 'x86_64'"))
-    r.add(make_test("linux/amd64", "test_a", command_s=1.0))
-    r.add(make_test("linux/arm64", "test_a", command_s=4.0))
-    r.add(make_test("linux/amd64", "test_b", command_s=2.0))
-    r.add(make_test("linux/arm64", "test_b", command_s=2.0))
+            r.add(typed(check(p, c)))
+    r.add(typed(check("linux/arm64", "uname", "failed", "uname -m says 'x86_64'")))
+    r.add(typed(make_test("linux/amd64", "test_a", command_s=1.0)))
+    r.add(typed(make_test("linux/arm64", "test_a", command_s=4.0)))
+    r.add(typed(make_test("linux/amd64", "test_b", command_s=2.0)))
+    r.add(typed(make_test("linux/arm64", "test_b", command_s=2.0)))
     return r
 
 
@@ -92,15 +117,15 @@ def test_slowdown_is_the_geometric_mean_of_paired_ratios(report):
 
 def test_no_native_reference_means_no_slowdown():
     r = Report("linux/amd64", "e")
-    r.add(make_test("linux/arm64", "test_a", command_s=3.0))
+    r.add(typed(make_test("linux/arm64", "test_a", command_s=3.0)))
     assert r.to_json()["images"][0]["platforms"][0]["slowdown"] is None
 
 
 def test_phases_fold_to_the_worst_outcome():
     r = Report("linux/amd64", "e")
-    r.add(make_test("linux/amd64", "t", "passed", command_s=None, when_call=False))
-    r.add(make_test("linux/amd64", "t", "failed", command_s=1.0, detail="assert 1 == 2"))
-    r.add(make_test("linux/amd64", "t", "passed", when_call=False))
+    r.add(typed(make_test("linux/amd64", "t", "passed", command_s=None, when_call=False)))
+    r.add(typed(make_test("linux/amd64", "t", "failed", command_s=1.0, detail="assert 1 == 2")))
+    r.add(typed(make_test("linux/amd64", "t", "passed", when_call=False)))
     (t,) = r.to_json()["images"][0]["platforms"][0]["tests"]
     assert t["outcome"] == "failed"
     assert t["duration_s"] == pytest.approx(1.5)
@@ -137,11 +162,16 @@ def nine_platform_report() -> Report:
         for c in ("config", "elf", "uname"):
             failed = c == "elf" and p != "linux/amd64"
             detail = LONG_ELF.split(": ", 1)[1] if failed else "fine"
-            r.add(base | {"kind": KIND_CHECK, "name": c, "outcome": "failed" if failed else "passed", "detail": detail})
+            r.add(
+                typed(
+                    base
+                    | {"kind": KIND_CHECK, "name": c, "outcome": "failed" if failed else "passed", "detail": detail}
+                )
+            )
         for name in ("test_shell_runs", "test_sha256_is_right", "test_gzip_roundtrip"):
             outcome = "failed" if (name, p) == ("test_gzip_roundtrip", "linux/s390x") else "passed"
             test = make_test(p, name, outcome, command_s=1.0) | {"name": f"t.py::{name}[samples/amd64-tarball:1.0-*]"}
-            r.add(test | {"image": image})
+            r.add(typed(test | {"image": image}))
     return r
 
 
@@ -171,8 +201,8 @@ def test_test_labels_drop_the_platform_and_image_but_keep_other_parameters():
 
 def test_probe_samples_count_towards_the_slowdown():
     r = Report("linux/amd64", "e")
-    r.add(rec("linux/amd64", kind="probe", samples={"start": 0.05, "shell": 0.02}))
-    r.add(rec("linux/arm64", kind="probe", samples={"start": 0.20, "shell": 0.08}))
+    r.add(typed(rec("linux/amd64", kind="probe", samples={"start": 0.05, "shell": 0.02})))
+    r.add(typed(rec("linux/arm64", kind="probe", samples={"start": 0.20, "shell": 0.08})))
     arm = r.to_json()["images"][0]["platforms"][1]
     assert arm["slowdown"] == 4.0
     assert arm["slowdown_samples"] == 2
@@ -203,10 +233,10 @@ def test_failed_when_anything_failed(report):
 
 def test_failed_commands_are_no_slowdown_samples():
     r = Report("linux/amd64", "e")
-    r.add(make_test("linux/amd64", "test_a", command_s=1.0))
-    r.add(make_test("linux/arm/v6", "test_a", outcome="failed", command_s=0.01))  # died of SIGILL at once
-    r.add(make_test("linux/amd64", "test_b", command_s=1.0))
-    r.add(make_test("linux/arm/v6", "test_b", command_s=3.0))
+    r.add(typed(make_test("linux/amd64", "test_a", command_s=1.0)))
+    r.add(typed(make_test("linux/arm/v6", "test_a", outcome="failed", command_s=0.01)))  # died of SIGILL at once
+    r.add(typed(make_test("linux/amd64", "test_b", command_s=1.0)))
+    r.add(typed(make_test("linux/arm/v6", "test_b", command_s=3.0)))
     plats = {p["platform"]: p for p in r.to_json()["images"][0]["platforms"]}
     assert plats["linux/arm/v6"]["slowdown"] == 3.0
     assert plats["linux/arm/v6"]["slowdown_samples"] == 1
@@ -226,7 +256,7 @@ def test_tests_that_passed_everywhere_take_one_line():
     r = Report("linux/amd64", "e")
     for p in ("linux/amd64", "linux/arm64"):
         for name in ("test_a", "test_b"):
-            r.add(make_test(p, name, command_s=1.0))
+            r.add(typed(make_test(p, name, command_s=1.0)))
     lines = r.matrix().splitlines()
     assert "tests: all 2 passed on all 2 platforms" in lines
     assert not any(line.startswith("tests ") for line in lines)
@@ -234,7 +264,7 @@ def test_tests_that_passed_everywhere_take_one_line():
 
 def test_an_unmeasurable_limit_fails_the_platform_with_the_reason():
     r = Report("linux/amd64", max_slowdown=8)
-    r.add(check("linux/arm64", "uname", command_s=0.2))
+    r.add(typed(check("linux/arm64", "uname", command_s=0.2)))
     plat = r.images[IMG].platforms["linux/arm64"]
     assert r.over_limit() == [(IMG, plat)]
     assert plat.reason() == (
@@ -247,7 +277,7 @@ def test_an_unmeasurable_limit_fails_the_platform_with_the_reason():
 
 def test_warnings_show_in_every_output(report):
     warned = check("linux/amd64", "elf", detail="700 ELF files")
-    report.add(warned | {"warnings": ["/usr/lib32/libc.so.6 is 32-bit x86 compat code", "and 271 more"]})
+    report.add(typed(warned | {"warnings": ["/usr/lib32/libc.so.6 is 32-bit x86 compat code", "and 271 more"]}))
     amd64 = report.to_json()["images"][0]["platforms"][0]
     assert amd64["checks"]["elf"]["warnings"][0] == "/usr/lib32/libc.so.6 is 32-bit x86 compat code"
     matrix = report.matrix(width=80)
@@ -259,7 +289,7 @@ def test_warnings_show_in_every_output(report):
 
 def test_an_incomplete_run_says_so_first():
     r = Report("linux/amd64")
-    r.add(check("linux/amd64", "config"))
+    r.add(typed(check("linux/amd64", "config")))
     r.run.incomplete = ["terminated by SIGTERM", "3 of 9 selected test(s) did not run to their end"]
     doc = r.to_json()
     assert (doc["complete"], doc["incomplete"]) == (False, r.run.incomplete)
@@ -269,8 +299,8 @@ def test_an_incomplete_run_says_so_first():
 
 def test_a_single_image_is_named_as_one():
     r = Report("linux/amd64")
-    r.add({"image": IMG, "index_digest": "sha256:idx", "kind": KIND_COVERAGE, "is_index": False, "present": []})
-    r.add(check("linux/amd64", "config"))
+    r.add(typed({"image": IMG, "index_digest": "sha256:idx", "kind": KIND_COVERAGE, "is_index": False, "present": []}))
+    r.add(typed(check("linux/amd64", "config")))
     assert "samples/x:1.0 @ sha256:idx (a single image, not a manifest list)" in r.matrix()
 
 

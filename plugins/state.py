@@ -1,0 +1,90 @@
+"""What one pytest process knows of the run: its options, its harness, and its stash keys.
+
+Every process (the only one, or each xdist worker) has its own :class:`State` and its own
+:class:`harness.Harness`, made on first use.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pytest
+
+from harness import Harness
+from harness.layers import DEFAULT_MAX_LAYER_BYTES
+from harness.planner import ImagePlan, Target
+from harness.registry import Registry
+
+from . import options
+from .runinfo import RunRecorder, Signals
+
+#: The fixture that every multiarch fixture rests on; its parameters are the targets.
+TARGET_FIXTURE = "multiarch_target"
+
+
+@dataclass(frozen=True)
+class Unresolved:
+    """The parameter of a test whose image could not be resolved: it fails with the reason."""
+
+    image: str
+    error: str
+
+
+@dataclass
+class State:
+    opts: options.Options
+    session_id: str
+    is_worker: bool
+    pins: dict[str, str] = field(default_factory=dict)
+    handed: list[ImagePlan] = field(default_factory=list)
+    handed_errors: dict[str, str] = field(default_factory=dict)
+    _harness: Harness | None = None
+    #: Target key -> how many user tests this process's collection selected on it.
+    selected_tests: dict[str, int] = field(default_factory=dict)
+    #: Every image the collected tests name, before any selection; and the node ids of the
+    #: built-in check items made for them.
+    refs: list[str] = field(default_factory=list)
+    built: list[str] = field(default_factory=list)
+    signals: Signals = field(default_factory=Signals)
+
+    @property
+    def harness(self) -> Harness:
+        if self._harness is None:
+            self._harness = Harness(
+                self.opts.platforms,
+                session_id=self.session_id,
+                pins=self.pins,
+                plans=self.handed,
+                plan_errors=self.handed_errors,
+                elf_include=self.opts.elf_include,
+                elf_exclude=self.opts.elf_exclude,
+                scratch_registry=self.opts.scratch_registry,
+                registry=Registry(insecure=self.opts.insecure),
+                timeout=self.opts.timeout,
+                engines=dict(self.opts.engines),
+                strict_elf=self.opts.strict_elf,
+                strict_platforms=self.opts.strict,
+                max_layer_bytes=self.opts.max_layer_bytes or DEFAULT_MAX_LAYER_BYTES,
+            )
+        return self._harness
+
+    def plan(self, ref: str) -> ImagePlan:
+        return self.harness.plan(ref)
+
+    def selected_on(self, target: Target) -> int:
+        return self.selected_tests.get(target.key, 0)
+
+    def close(self) -> None:
+        """Remove this process's containers (again harmless)."""
+        if self._harness is not None:
+            self._harness.close()
+
+
+STATE = pytest.StashKey[State]()
+RECORDER = pytest.StashKey[RunRecorder]()
+#: Seconds the commands of a test took inside its container (on the test's item).
+COMMAND_SECONDS = pytest.StashKey[float]()
+
+
+def state_of(config: pytest.Config) -> State:
+    return config.stash[STATE]
