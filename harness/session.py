@@ -221,9 +221,7 @@ class Harness:
         timeout: float | None = None,
         container: Container | None = None,
     ) -> CommandResult:
-        """Run ``cmd`` in ``target``'s container (or the one given) with a timeout scaled to
-        the platform. A command that times out takes its container with it: the next
-        command of that platform gets a fresh one."""
+        """As :meth:`harness.pool.ContainerPool.run`."""
         return self.pool.run(target, cmd, user=user, timeout=timeout, container=container)
 
     def container(self, target: Target) -> Container:
