@@ -21,21 +21,35 @@ import os
 import posixpath
 import tarfile
 import tempfile
+import zlib
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from . import elf
 from .errors import MultiarchError
 from .streams import ChunkReader
 
 igzip: Any
+#: What a corrupt compressed stream raises, besides OSError and EOFError: each inflater its own.
+_INFLATE_ERRORS: tuple[type[Exception], ...] = (zlib.error,)
 try:
-    from isal import igzip
+    from isal import igzip, igzip_lib
+
+    _INFLATE_ERRORS += (cast("type[Exception]", igzip_lib.IsalError),)
 except ImportError:  # pragma: no cover - a declared dependency; zlib still works
     igzip = None
+try:
+    import zstandard
+
+    _INFLATE_ERRORS += (cast("type[Exception]", zstandard.ZstdError),)
+except ImportError:  # pragma: no cover - a declared dependency, imported only for zstd layers
+    pass
+
+#: What reading a layer that is not a readable (compressed) tar stream raises.
+_READ_ERRORS: tuple[type[Exception], ...] = (tarfile.TarError, OSError, EOFError, ValueError, *_INFLATE_ERRORS)
 
 WHITEOUT = ".wh."
 OPAQUE = ".wh..wh..opq"
@@ -195,7 +209,7 @@ def index_layer(
                     raise LayerTooLarge(f"layer {label} has more than {MAX_LAYER_ENTRIES:,} entries")
     except LayerTooLarge:
         raise
-    except (tarfile.TarError, OSError, EOFError, ValueError) as exc:
+    except _READ_ERRORS as exc:
         raise LayerError(f"layer {label}: not a readable tar stream ({exc})") from exc
     return index
 

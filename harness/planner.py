@@ -157,6 +157,9 @@ class Planner:
                 except MultiarchError as exc:
                     self._plan_errors[image] = exc
                     raise
+                except OSError as exc:  # the machine's: a cache folder that cannot be written, say
+                    self._plan_errors[image] = PlanError(str(exc))
+                    raise self._plan_errors[image] from exc
             return self._plans[image]
 
     def _resolve(self, image: str) -> ImagePlan:

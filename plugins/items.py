@@ -62,7 +62,7 @@ class CheckItem(pytest.Item):
     def runtest(self) -> None:
         try:
             self.result = self._run()
-        except MultiarchError as exc:  # the image could not be read (a registry gone, a layer too large)
+        except (MultiarchError, OSError) as exc:  # the image could not be read: a layer too large, a disk full
             self.result = CheckResult(FAILED, str(exc))
         if self.result.outcome == FAILED:
             raise CheckFailed(self.result.detail)
