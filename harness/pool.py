@@ -131,9 +131,6 @@ class ContainerPool:
         return error
 
     def _start(self, target: Target) -> Container:
-        from docker.errors import DockerException
-        from requests.exceptions import RequestException
-
         from .container import Container, ContainerExited  # testcontainers loads only to run
 
         stand_in = unavailable(target, strict=False)
@@ -163,7 +160,7 @@ class ContainerPool:
             except ContainerExited as exc:  # its message says what the container said
                 container.stop()
                 raise self._failed_start(target, EngineError(str(exc))) from exc
-            except (DockerException, RequestException) as exc:
+            except Exception as exc:
                 container.stop()
                 detail = f"{pinned} ({target.platform}) did not start: {exc}"
                 raise self._failed_start(target, EngineError(detail)) from exc

@@ -16,7 +16,7 @@ from harness import records
 from harness.engine import Engine, EngineError
 from harness.html import write_html
 from harness.labels import LABEL_SESSION
-from harness.records import TestRecord
+from harness.records import CheckRecord, CoverageRecord, TestRecord
 from harness.reference import short_name
 from harness.report import Report, worst, write_atomic
 
@@ -32,6 +32,18 @@ def one_line(report: pytest.TestReport) -> str:
     text = report.longreprtext.strip().splitlines()
     errors = [line[2:].strip() for line in text if line.startswith("E ")]
     return (errors[0] if errors else (text[-1] if text else "failed"))[:300]
+
+
+def _crashed(last: records.Record, report: pytest.TestReport) -> records.Record | None:
+    """``last``, the record of the test or check a worker crashed in, as a failure."""
+    detail = one_line(report)
+    if isinstance(last, TestRecord):
+        return replace(last, outcome=report.outcome, detail=detail, duration_s=0.0, command_s=None)
+    if isinstance(last, CheckRecord):
+        return replace(last, outcome=report.outcome, detail=detail, command_s=None, warnings=(), skip="")
+    if isinstance(last, CoverageRecord):
+        return replace(last, outcome=report.outcome, detail=detail)
+    return None  # a probe or a resolve failure: nothing in them to fail
 
 
 class Reporter:
@@ -64,10 +76,10 @@ class Reporter:
         data = getattr(report, RECORD, None)
         rec = records.from_data(data) if isinstance(data, dict) else None
         last = self._last.get(report.nodeid)
-        if rec is None and report.failed and isinstance(last, TestRecord):
+        if rec is None and report.failed and last is not None:
             # A failure reported here, not by the worker that ran the test: pytest-xdist's for
             # a worker that crashed in it. It counts against the test's platform like any other.
-            rec = replace(last, outcome=report.outcome, detail=one_line(report), duration_s=0.0, command_s=None)
+            rec = _crashed(last, report)
         if rec is not None:
             self._last[report.nodeid] = rec
             self.report.add(rec)
@@ -83,7 +95,12 @@ class Reporter:
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         """After every other plugin's: this process's containers go first, then any that a
         worker left, then the reports are written."""
-        self.state.close()
+        try:
+            self.state.close()
+        finally:
+            self._finish(session)
+
+    def _finish(self, session: pytest.Session) -> None:
         if not self._wanted:
             return  # nothing ran on an engine: do not go looking for one
         harness = self.state.harness
