@@ -11,7 +11,7 @@ controller alone folds them into the report.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
 from typing import Any
 
 import pytest
@@ -232,7 +232,20 @@ def _test_name(item: pytest.Item, target: Target, state: State) -> str:
     several = len(_images_for(item, state)) > 1
     mine = _param_id(str(target.platform), target.image, several)
     head = item.nodeid.removesuffix(f"[{ids}]")
-    return f"{head}[{ids.replace(mine, _param_id('*', target.image, several), 1)}]"
+    # The target's id is one whole "-"-joined element; pytest puts the ids of fixture
+    # parameters before it, so a fixture parameter that looks like a platform comes first.
+    at = max(i for i in _whole_at(ids, mine))
+    return f"{head}[{ids[:at]}{_param_id('*', target.image, several)}{ids[at + len(mine) :]}]"
+
+
+def _whole_at(ids: str, element: str) -> Iterator[int]:
+    """Where ``element`` stands in ``ids`` as a whole ``-``-separated element."""
+    at = ids.find(element)
+    while at >= 0:
+        end = at + len(element)
+        if (at == 0 or ids[at - 1] == "-") and (end == len(ids) or ids[end] == "-"):
+            yield at
+        at = ids.find(element, at + 1)
 
 
 # --- results ---------------------------------------------------------------------------------
