@@ -120,7 +120,11 @@ def judge(
     images = [i for i in report.images.values() if image is None or i.ref == image]
     if not images:
         out.append(f"the report holds no image{f' {image}' if image else ''}")
-    out.extend(f"{ref}: the image appears twice in the report" for ref in report.duplicate_images)
+    out.extend(
+        f"{ref}: the image appears twice in the report"
+        for ref in report.duplicate_images
+        if image is None or ref == image
+    )
     named = report.run.settings.get("images")
     if image is None and isinstance(named, list):
         out.extend(
@@ -167,8 +171,8 @@ def read_report(doc: dict[str, Any]) -> Report:
     """The report's JSON (schema-valid) read into the types it was written from, once."""
     try:
         return Report.from_json(doc)
-    except PlatformError as exc:
-        raise ReportUnusable(f"the report names a platform that is none: {exc}") from None
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:  # a dict that no schema-1 report is
+        raise ReportUnusable(f"the report cannot be read: {exc}") from None
 
 
 def reasons(
@@ -257,6 +261,9 @@ def promote(
     if not isinstance(report, Report):
         report = read_report(report)
     tested = [i for i in report.images.values() if i.digest == current.digest]
+    if report.duplicate_images:
+        twice = ", ".join(dict.fromkeys(report.duplicate_images))
+        raise GateError(f"the report holds {twice} twice: it cannot say which result is the one for {src}")
     if not tested:
         seen = ", ".join(f"{i.ref} @ {i.digest or None}" for i in report.images.values()) or "nothing"
         raise GateError(

@@ -651,21 +651,37 @@ def _image_from_json(img: dict[str, Any]) -> ImageResult:
     return image
 
 
+def _count(value: Any) -> int | None:
+    """A count as JSON has it (2, or 2.0: JSON has one kind of number); anything else is no count."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value) or value < 0:
+        raise ValueError(f"selected_tests is {value!r}, not a count")
+    return int(value)
+
+
+def _literal_platform(name: str) -> Platform:
+    """The platform a report names, as written (``os/arch[/variant]``), for any os."""
+    parts = name.split("/")
+    if not 2 <= len(parts) <= 3 or not all(parts):
+        raise ValueError(f"{name!r} is not a platform (os/architecture[/variant])")
+    return Platform(parts[0], parts[1], parts[2] if len(parts) == 3 else None)
+
+
 def _platform_from_json(image: ImageResult, data: dict[str, Any]) -> PlatformResult:
     name = str(data["platform"])
-    selected = data.get("selected_tests")
     plat = PlatformResult(
         name,
         str(data.get("digest", "")),
         str(data.get("mode", "")),
         str(data.get("mode_reason", "")),
         data.get("engine"),
-        int(selected) if selected is not None else None,
+        _count(data.get("selected_tests")),
         slowdown=data.get("slowdown"),
         slowdown_samples=int(data.get("slowdown_samples") or 0),
         probe={str(k): float(v) for k, v in (data.get("probe_s") or {}).items()},
     )
-    subject = Subject(image.ref, image.digest, Platform.parse(name), plat.digest, plat.mode, plat.mode_reason)
+    subject = Subject(image.ref, image.digest, _literal_platform(name), plat.digest, plat.mode, plat.mode_reason)
     for check_name, check in (data.get("checks") or {}).items():
         plat.checks[check_name] = CheckRecord(
             subject,

@@ -443,3 +443,25 @@ def test_what_the_run_was_to_test_must_all_be_there():
     doc["run"]["exit_status"] = 1
     assert reasons(doc) == ["pytest exited 1, not 0"]
     assert reasons(doc, image="r/app:1") == []  # another image of the run may have failed it
+
+
+@pytest.mark.parametrize("count", [2.5, "2", True, -1])
+def test_a_count_that_is_none_is_a_report_the_gate_cannot_read(count):
+    """Called as a library, with no schema in between: the gate never says go on it."""
+    from harness.gate import ReportUnusable
+
+    doc = report(plat("linux/amd64", "native", slowdown=1.0))
+    doc["images"][0]["platforms"][0]["selected_tests"] = count
+    with pytest.raises(ReportUnusable, match="not a count"):
+        reasons(doc)
+    doc["images"][0]["platforms"][0]["selected_tests"] = 1.0  # JSON has one kind of number
+    assert reasons(doc) == []
+
+
+def test_an_image_twice_in_a_report_is_refused_only_where_it_matters():
+    doc = report(plat("linux/amd64", "native", slowdown=1.0))
+    doc["images"].append(copy.deepcopy(doc["images"][0]))
+    assert reasons(doc) == ["r/app:1: the image appears twice in the report"]
+    other = copy.deepcopy(doc["images"][0]) | {"ref": "r/worker:1"}
+    doc["images"].append(other)
+    assert reasons(doc, image="r/worker:1") == []
