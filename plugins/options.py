@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 import pytest
 
-from harness.layers import DEFAULT_MAX_LAYER_BYTES
+from harness.layers import DEFAULT_MAX_LAYER_BYTES, MAX_LAYER_ENV
 from harness.platform import Platform, PlatformError, check_known, format_list, parse_list
 from harness.reference import ImageReferenceError
 from harness.sources import DEFAULT_SCRATCH_REGISTRY, SourceError, check_source_name
@@ -70,7 +70,7 @@ class Option:
             "list": isinstance(self.default, tuple),
             "flag": self.default is False,
             "positive": self.default is None or (isinstance(self.default, float) and self.default > 0),
-            "bytes": self.default is None or isinstance(self.default, int),
+            "bytes": isinstance(self.default, int) and self.default > 0,
             "choice": self.default in self.choices,
         }
         if not fits[self.kind]:
@@ -335,7 +335,7 @@ OPTIONS: tuple[Option, ...] = (
         "the most bytes one image layer may decompress to; a layer past it fails the audit as a probable "
         "decompression bomb",
         ini="multiarch_max_layer_bytes",
-        env="MULTIARCH_MAX_LAYER_BYTES",
+        env=MAX_LAYER_ENV,
         default=DEFAULT_MAX_LAYER_BYTES,
         metavar="N",
     ),
@@ -379,8 +379,7 @@ class Options:
     strict_elf: bool = False
     #: None: not given, the run makes up its own.
     session_id: str | None = None
-    #: None: the library's own default.
-    max_layer_bytes: int | None = None
+    max_layer_bytes: int = _default("max_layer_bytes")
 
     @property
     def platforms_text(self) -> str:
@@ -464,9 +463,12 @@ def _parse(option: Option, raw: Any, source: str) -> Any:
         return number
     if option.kind == "bytes":
         try:
-            return int(str(raw))
+            size = int(str(raw))
         except ValueError:
             raise pytest.UsageError(f"{bad} a number of bytes") from None
+        if size <= 0:
+            raise pytest.UsageError(f"{bad} a positive number of bytes")
+        return size
     text = str(raw).strip()
     if option.kind == "choice" and text not in option.choices:
         raise pytest.UsageError(f"{bad} one of {', '.join(option.choices)}")

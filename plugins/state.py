@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 import pytest
 
 from harness import Harness
-from harness.layers import DEFAULT_MAX_LAYER_BYTES
 from harness.planner import ImagePlan, Target
 from harness.registry import Registry
 
@@ -64,7 +63,7 @@ class State:
                 engines=dict(self.opts.engines),
                 strict_elf=self.opts.strict_elf,
                 strict_platforms=self.opts.strict,
-                max_layer_bytes=self.opts.max_layer_bytes or DEFAULT_MAX_LAYER_BYTES,
+                max_layer_bytes=self.opts.max_layer_bytes,
             )
         return self._harness
 
