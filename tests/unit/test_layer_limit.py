@@ -39,3 +39,10 @@ def test_the_plugin_hands_the_limit_down(pytester: pytest.Pytester, tmp_path, mo
     assert elf["outcome"] == "failed"
     assert "decompresses to more than 1,024 bytes" in elf["detail"], elf
     assert "MULTIARCH_MAX_LAYER_BYTES" in elf["detail"]
+
+
+@pytest.mark.parametrize("given", ["0", "-1"])
+def test_a_limit_that_is_no_size_is_a_usage_error(pytester: pytest.Pytester, given):
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", f"--max-layer-bytes={given}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*--max-layer-bytes (command line): {given} is not a positive number of bytes*"])
