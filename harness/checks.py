@@ -231,6 +231,7 @@ def _abi_problems(
     if platform.architecture in ("mips64le", "mips64") and info.flags & 0xF0000000 in (0x90000000, 0xA0000000):
         out.append(f"{path} needs a MIPS release 6 CPU; {platform} is MIPS64 release 2")
     out.extend(_go_problems(path, info, platform, arm_level))
+    out.extend(_x86_level_problems(path, info, platform))
     if info.interp:
         loader = fs.lookup(info.interp)
         if loader is None:
@@ -243,6 +244,22 @@ def _abi_problems(
                     f"{_abi(machine, loader.elf.flags)}: the {what} differ"
                 )
     return out
+
+
+def _x86_level_problems(path: str, info: ELFInfo, platform: Platform) -> list[str]:
+    """An x86-64 file marked for a level (GNU_PROPERTY_X86_ISA_1_NEEDED, as glibc built for
+    x86-64-v3 marks itself) above the platform's variant: glibc's loader refuses it on the
+    CPUs the platform promises (``linux/amd64`` is every x86-64 CPU, level 1)."""
+    if platform.architecture != "amd64" or info.x86_level <= 1:
+        return []
+    want = (platform.variant or "v1").lstrip("v")
+    if want.isdigit() and info.x86_level > int(want):
+        return [
+            f"{path} is marked x86-64-v{info.x86_level} (GNU_PROPERTY_X86_ISA_1_NEEDED): it does not load on the "
+            f"level-{want} CPUs {platform} promises; build for the variant, or name the platform "
+            f"linux/amd64/v{info.x86_level}"
+        ]
+    return []
 
 
 def _go_problems(path: str, info: ELFInfo, platform: Platform, level_matters: bool = True) -> list[str]:

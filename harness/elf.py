@@ -29,8 +29,16 @@ ELF_MAGIC = b"\x7fELF"
 EM_ARM = 40
 ET_EXEC = 2
 ET_DYN = 3
+PT_LOAD = 1
 PT_DYNAMIC = 2
 PT_INTERP = 3
+PT_NOTE = 4
+PT_GNU_PROPERTY = 0x6474E553
+NT_GNU_PROPERTY_TYPE_0 = 5
+#: The x86 ISA levels a file needs (bit 0 baseline, 1 x86-64-v2, 2 v3, 3 v4), as binutils
+#: writes them for ``-march=x86-64-v3`` and the like; glibc refuses to load a file whose
+#: level the CPU does not reach.
+GNU_PROPERTY_X86_ISA_1_NEEDED = 0xC0008002
 SHT_ARM_ATTRIBUTES = 0x70000003
 DT_NULL = 0
 DT_SONAME = 14
@@ -46,6 +54,7 @@ MAX_DYNAMIC = 64 * 1024
 MAX_SECTIONS = 1 << 16
 MAX_ENTRY = 128  # bytes of one program or section header entry (32 to 64 in real files)
 MAX_ATTRIBUTES = 1 << 20
+MAX_NOTES = 64 * 1024
 
 
 class ELFError(MultiarchError, ValueError):
@@ -73,6 +82,15 @@ class ELFInfo:
     go: tuple[tuple[str, str], ...] | None = None
     #: A shared library rather than an executable (see :func:`is_library`).
     library: bool = False
+    #: The smallest alignment of its PT_LOAD segments: the largest page size it can run on.
+    load_align: int | None = None
+    #: GNU_PROPERTY_X86_ISA_1_NEEDED's bits (0: none said, or not an x86 file).
+    x86_isa: int = 0
+
+    @property
+    def x86_level(self) -> int:
+        """The x86-64 level the file needs by its property note: 1 (baseline) to 4; 0 unsaid."""
+        return self.x86_isa.bit_length()
 
     def to_json(self) -> dict[str, object]:
         out: dict[str, object] = {
@@ -91,6 +109,10 @@ class ELFInfo:
             out["go"] = [list(kv) for kv in self.go]
         if self.library:
             out["lib"] = True
+        if self.load_align is not None:
+            out["align"] = self.load_align
+        if self.x86_isa:
+            out["isa"] = self.x86_isa
         return out
 
     @classmethod
@@ -107,6 +129,8 @@ class ELFInfo:
             d.get("arm"),
             tuple((str(k), str(v)) for k, v in go) if isinstance(go, list) else None,
             bool(d.get("lib", False)),
+            d.get("align"),
+            int(d.get("isa", 0)),
         )
 
     @property
@@ -193,10 +217,11 @@ def reads_needed(head: bytes, name: str) -> Reads:
     if hdr.phnum and off + size > len(head):
         _check_phdrs(hdr, name)
         return Reads(whole=True)
+    limits = {PT_INTERP: MAX_INTERP, PT_GNU_PROPERTY: MAX_NOTES}
     ranges = [
         (p_offset, p_filesz)
-        for p_type, p_offset, p_filesz in _program_headers(_View(head), hdr, name)
-        if p_type == PT_INTERP and p_filesz <= MAX_INTERP and p_offset + p_filesz > len(head)
+        for p_type, p_offset, p_filesz, _ in _program_headers(_View(head), hdr, name)
+        if p_type in limits and p_filesz <= limits[p_type] and p_offset + p_filesz > len(head)
     ]
     return Reads(ranges=tuple(ranges))
 
@@ -244,22 +269,22 @@ def _check_phdrs(hdr: _Header, name: str) -> None:
         raise ELFError(f"{name}: bad program header table ({hdr.phnum} x {hdr.phentsize})")
 
 
-def _program_headers(view: _View, hdr: _Header, name: str) -> list[tuple[int, int, int]]:
-    """(p_type, p_offset, p_filesz) of each program header."""
-    out: list[tuple[int, int, int]] = []
+def _program_headers(view: _View, hdr: _Header, name: str) -> list[tuple[int, int, int, int]]:
+    """(p_type, p_offset, p_filesz, p_align) of each program header."""
+    out: list[tuple[int, int, int, int]] = []
     if hdr.phnum == 0:
         return out
     _check_phdrs(hdr, name)
     table = view.read(*hdr.phdrs)
     if table is None:
         raise ELFError(f"{name}: truncated program header table (at {hdr.phoff}, {hdr.phnum} x {hdr.phentsize})")
-    fmt = hdr.end + ("IIQQQQ" if hdr.elf_class == 64 else "IIIII")
+    fmt = hdr.end + ("IIQQQQQQ" if hdr.elf_class == 64 else "IIIIIIII")
     for i in range(hdr.phnum):
         if hdr.elf_class == 64:
-            p_type, _flags, p_offset, _va, _pa, p_filesz = struct.unpack_from(fmt, table, i * hdr.phentsize)
+            p_type, _fl, p_offset, _va, _pa, p_filesz, _mem, p_align = struct.unpack_from(fmt, table, i * hdr.phentsize)
         else:
-            p_type, p_offset, _va, _pa, p_filesz = struct.unpack_from(fmt, table, i * hdr.phentsize)
-        out.append((p_type, p_offset, p_filesz))
+            p_type, p_offset, _va, _pa, p_filesz, _mem, _fl, p_align = struct.unpack_from(fmt, table, i * hdr.phentsize)
+        out.append((p_type, p_offset, p_filesz, p_align))
     return out
 
 
@@ -284,7 +309,8 @@ def parse(
     phdrs = _program_headers(view, hdr, name)
     interp = None
     dynamic = None
-    for p_type, p_offset, p_filesz in phdrs:
+    aligns = [p_align for p_type, _, _, p_align in phdrs if p_type == PT_LOAD]
+    for p_type, p_offset, p_filesz, _ in phdrs:
         if p_type == PT_INTERP:
             if p_filesz > MAX_INTERP:
                 raise ELFError(f"{name}: PT_INTERP of {p_filesz} bytes, far longer than a loader path")
@@ -301,9 +327,62 @@ def parse(
         go_info = data[at:] if at >= 0 else None
     go = go_build_settings(go_info) if go_info else None
     library = is_library(hdr.etype, interp is not None, dyn, name)
+    isa = _gnu_properties(view, hdr, phdrs).get(GNU_PROPERTY_X86_ISA_1_NEEDED, 0) if hdr.machine == 62 else 0
     return ELFInfo(
-        hdr.elf_class, hdr.big_endian, hdr.machine, hdr.flags, hdr.osabi, hdr.etype, interp, arm_arch, go, library
+        hdr.elf_class,
+        hdr.big_endian,
+        hdr.machine,
+        hdr.flags,
+        hdr.osabi,
+        hdr.etype,
+        interp,
+        arm_arch,
+        go,
+        library,
+        min(aligns) if aligns else None,
+        isa,
     )
+
+
+def _gnu_properties(view: _View, hdr: _Header, phdrs: list[tuple[int, int, int, int]]) -> dict[int, int]:
+    """The 4-byte GNU properties (pr_type -> value) of the file's PT_GNU_PROPERTY segment,
+    or of its PT_NOTE segments when it has none (linkers before binutils 2.32); those it
+    cannot see (past the bytes read) are not in the result."""
+    segments = [(off, size) for p_type, off, size, _ in phdrs if p_type == PT_GNU_PROPERTY]
+    if not segments:
+        segments = [(off, size) for p_type, off, size, _ in phdrs if p_type == PT_NOTE]
+    out: dict[int, int] = {}
+    for off, size in segments:
+        raw = view.read(off, size) if size <= MAX_NOTES else None
+        if raw is not None:
+            out.update(_properties_of(raw, hdr))
+    return out
+
+
+def _up(n: int, align: int) -> int:
+    return (n + align - 1) // align * align
+
+
+def _properties_of(raw: bytes, hdr: _Header) -> dict[int, int]:
+    """The properties of the NT_GNU_PROPERTY_TYPE_0 notes in ``raw``, a run of ELF notes."""
+    end, pad = hdr.end, 8 if hdr.elf_class == 64 else 4
+    out: dict[int, int] = {}
+    pos = 0
+    while pos + 12 <= len(raw):
+        namesz, descsz, ntype = struct.unpack_from(end + "III", raw, pos)
+        desc_at = pos + 12 + _up(namesz, 4)
+        nxt = desc_at + _up(descsz, pad if ntype == NT_GNU_PROPERTY_TYPE_0 else 4)
+        if namesz > MAX_NOTES or descsz > MAX_NOTES or desc_at + descsz > len(raw):
+            break  # a broken note: what it would say is not known
+        if ntype == NT_GNU_PROPERTY_TYPE_0 and raw[pos + 12 : pos + 12 + namesz] == b"GNU\0":
+            desc, q = raw[desc_at : desc_at + descsz], 0
+            while q + 8 <= len(desc):
+                pr_type, datasz = struct.unpack_from(end + "II", desc, q)
+                if datasz == 4 and q + 12 <= len(desc):
+                    out[pr_type] = struct.unpack_from(end + "I", desc, q + 8)[0]
+                q += 8 + _up(datasz, pad)
+        pos = nxt
+    return out
 
 
 _LIBRARY_NAME = re.compile(r".+\.so(\.\d[^/]*)?")

@@ -59,7 +59,7 @@ CHUNK = 1 << 20
 #: buffered in a temporary file, so memory stays bounded whatever the image holds.
 SPOOL_IN_MEMORY = 16 << 20
 #: Bump when what an index records changes: old cache entries are then ignored.
-INDEX_FORMAT = 3
+INDEX_FORMAT = 4
 
 
 class LayerError(MultiarchError, ValueError):

@@ -5,6 +5,10 @@ from __future__ import annotations
 import struct
 
 
+def _round(n: int, align: int) -> int:
+    return (n + align - 1) // align * align
+
+
 def _uleb(value: int) -> bytes:
     out = bytearray()
     while True:
@@ -45,20 +49,33 @@ def make_elf(
     lead: int = 0,
     dynamic: tuple[tuple[int, int], ...] | None = None,
     late_phdrs: bool = False,
+    loads: tuple[int, ...] = (),
+    x86_isa: int | None = None,
+    property_in: int = 0x6474E553,
 ) -> bytes:
     """An ELF file: header, program headers (PT_INTERP for ``interp``, PT_DYNAMIC for
     ``dynamic``'s (tag, value) entries), then ``lead`` zero bytes before the loader path,
     ``padding`` zero bytes after the dynamic section, the ARM attributes and the section
     table. ``late_phdrs`` puts the program headers after everything else, before the
-    section headers, as patchelf leaves some files."""
+    section headers, as patchelf leaves some files. ``loads`` are the alignments of PT_LOAD
+    segments over the whole file; ``x86_isa`` the bits of a GNU_PROPERTY_X86_ISA_1_NEEDED
+    note, in a PT_GNU_PROPERTY segment (or a PT_NOTE one: ``property_in=4``)."""
     e = ">" if big_endian else "<"
     is64 = elf_class == 64
     ehsize, phentsize, shentsize = (64, 56, 64) if is64 else (52, 32, 40)
-    phnum = (1 if interp else 0) + (1 if dynamic is not None else 0)
+    phnum = (1 if interp else 0) + (1 if dynamic is not None else 0) + len(loads) + (x86_isa is not None)
     start = ehsize + (0 if late_phdrs else phnum * phentsize)
     body = bytearray()
     segments: list[tuple[int, int, int]] = []  # p_type, offset, size
     body += b"\0" * lead
+    if x86_isa is not None:
+        while (start + len(body)) % 8:
+            body += b"\0"
+        pad = 8 if is64 else 4
+        prop = struct.pack(f"{e}III", 0xC0008002, 4, x86_isa).ljust(_round(12, pad), b"\0")
+        note = struct.pack(f"{e}III", 4, len(prop), 5) + b"GNU\0" + prop
+        segments.append((property_in, start + len(body), len(note)))
+        body += note
     if interp:
         interp_bytes = interp.encode() + b"\0"
         segments.append((3, start + len(body), len(interp_bytes)))
@@ -82,11 +99,12 @@ def make_elf(
     while (start + len(body)) % 8:
         body += b"\0"
     phdrs = b""
-    for p_type, off, size in segments:
+    total = ehsize + phnum * phentsize + len(body) + (len(sections) + 1) * shentsize
+    for p_type, off, size, align in [(1, 0, total, a) for a in loads] + [(*s, 1) for s in segments]:
         if is64:
-            phdrs += struct.pack(f"{e}IIQQQQQQ", p_type, 4, off, 0, 0, size, size, 1)
+            phdrs += struct.pack(f"{e}IIQQQQQQ", p_type, 4, off, 0, 0, size, size, align)
         else:
-            phdrs += struct.pack(f"{e}IIIIIIII", p_type, off, 0, 0, size, size, 4, 1)
+            phdrs += struct.pack(f"{e}IIIIIIII", p_type, off, 0, 0, size, size, 4, align)
     phoff = ehsize if phnum else 0
     if late_phdrs:
         phoff = start + len(body)
