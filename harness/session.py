@@ -91,14 +91,6 @@ class Harness:
         self._probe_lock = threading.Lock()
         self._probe_results: dict[tuple[Platform, str | None], probing.ProbeResult] = {}
 
-    @property
-    def registry(self) -> Registry:
-        return self.planner.registry
-
-    @property
-    def timeout(self) -> float:
-        return self.pool.timeout
-
     # --- engines -----------------------------------------------------------------------------
     @property
     def engine(self) -> Engine:
@@ -205,12 +197,6 @@ class Harness:
     # --- running -------------------------------------------------------------------------------
     def calibrate(self, platform: Platform, seconds: float) -> None:
         self.pool.calibrate(platform, seconds)
-
-    def slowdown_factor(self, target: Target) -> float:
-        return self.pool.slowdown_factor(target)
-
-    def labels(self, target: Target | None = None) -> dict[str, str]:
-        return self.pool.labels(target)
 
     def run(
         self,
