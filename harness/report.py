@@ -191,12 +191,16 @@ class Report:
         #: ``complete`` or no ``run``), and the images it lists more than once.
         self.claimed_complete: bool | None = None
         self.duplicate_images: list[str] = []
-        #: A report read back keeps the slowdown figures it was written with.
-        self._read = False
+        #: Records folded in so far, and what the slowdown figures were last worked out
+        #: for (host, limit, records): they are worked out again only when that changes. A
+        #: report read back keeps the figures it was written with.
+        self._records = 0
+        self._figured: tuple[str, float | None, int] | None = None
 
     # --- folding records -------------------------------------------------------------------
     def add(self, record: Record) -> None:
         """Fold one record in."""
+        self._records += 1
         ref = record.image if isinstance(record, ResolveRecord | CoverageRecord) else record.subject.image
         image = self.images.setdefault(ref, ImageResult(ref))
         if isinstance(record, ResolveRecord):
@@ -242,8 +246,10 @@ class Report:
         Only commands that ran on both sides count (the same check or test, the same image),
         and only their time inside the container, not container start-up.
         """
-        if self._read:
+        key = (self.host_platform, self.max_slowdown, self._records)
+        if key == self._figured:
             return
+        self._figured = key
         for image in self.images.values():
             ref = image.platforms.get(self.host_platform)
             for plat in image.platforms.values():
@@ -350,7 +356,7 @@ class Report:
         (None), and what appears twice is listed as such."""
         host = doc.get("host") or {}
         out = cls(str(host.get("platform", "")), str(host.get("engine", "")), doc.get("max_slowdown"))
-        out._read = True
+        out._figured = (out.host_platform, out.max_slowdown, out._records)
         run = doc.get("run")
         complete = doc.get("complete")
         out.claimed_complete = complete if isinstance(complete, bool) and run is not None else None
