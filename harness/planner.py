@@ -19,7 +19,7 @@ from .layers import DEFAULT_MAX_LAYER_BYTES, Filesystem
 from .manifest import ImageConfig
 from .platform import Platform, sort_key
 from .registry import Registry
-from .sources import Source, open_source
+from .sources import Resolved, Source, open_source
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -134,7 +134,8 @@ class Planner:
         self._plan_errors: dict[str, MultiarchError] = {ref: PlanError(why) for ref, why in (plan_errors or {}).items()}
         self._sources: dict[str, Source] = {}
         self._configs: dict[str, ImageConfig] = {}
-        self._filesystems: dict[str, Filesystem] = {}
+        self._indexes: dict[str, Resolved] = {}
+        self._filesystems: dict[tuple[str, str], Filesystem] = {}
         self._lock = threading.RLock()
 
     def source(self, image: str) -> Source:
@@ -162,8 +163,15 @@ class Planner:
                     raise self._plan_errors[image] from exc
             return self._plans[image]
 
+    def _resolved(self, image: str) -> Resolved:
+        """The index of ``image`` as its source resolved it: once, for plans and audits alike."""
+        with self._lock:
+            if image not in self._indexes:
+                self._indexes[image] = self.source(image).resolve(self.pins.get(image))
+            return self._indexes[image]
+
     def _resolve(self, image: str) -> ImagePlan:
-        resolved = self.source(image).resolve(self.pins.get(image))
+        resolved = self._resolved(image)
         present = tuple(sorted((p for p, _ in resolved.entries), key=sort_key))
         wanted = self.requested if self.requested is not None else list(present)
         by_platform = dict(resolved.entries)
@@ -182,10 +190,13 @@ class Planner:
             return self._configs[target.key]
 
     def filesystem(self, target: Target) -> Filesystem:
+        return self._filesystem(target.image, target.digest)
+
+    def _filesystem(self, image: str, digest: str) -> Filesystem:
         with self._lock:
-            if target.key not in self._filesystems:
-                self._filesystems[target.key] = self.source(target.image).filesystem(target.digest)
-            return self._filesystems[target.key]
+            if (image, digest) not in self._filesystems:
+                self._filesystems[image, digest] = self.source(image).filesystem(digest)
+            return self._filesystems[image, digest]
 
     def which(self, target: Target, name: str) -> str | None:
         """The path of command ``name`` on the image's PATH, as its config sets it."""
@@ -197,12 +208,10 @@ class Planner:
 
     def entries(self, image: str) -> dict[Platform, Filesystem]:
         """The filesystem of every requested platform the index of ``image`` has."""
-        resolved = self.source(image).resolve(self.pins.get(image))
         wanted = set(self.requested) if self.requested is not None else None
-        source = self.source(image)
         return {
-            platform: source.filesystem(digest)
-            for platform, digest in resolved.entries
+            platform: self._filesystem(image, digest)
+            for platform, digest in self._resolved(image).entries
             if wanted is None or platform in wanted
         }
 
