@@ -399,12 +399,14 @@ class Filesystem:
 
     def __init__(self) -> None:
         self.nodes: dict[str, Node] = {"/": DIR}
+        self._elf_files: list[tuple[str, Node]] | None = None
         self.notes: list[str] = []
 
     def apply_layer(self, stream: IO[bytes], label: str) -> None:
         self.apply(index_layer(open_decompressed(stream, label), label))
 
     def apply(self, index: LayerIndex) -> None:
+        self._elf_files = None  # the layer changes what the image holds
         added: set[str] = set()
         self.notes.extend(index.notes)
         for op in index.ops:
@@ -477,7 +479,10 @@ class Filesystem:
         return None
 
     def elf_files(self) -> list[tuple[str, Node]]:
-        return sorted((p, n) for p, n in self.nodes.items() if n.elf is not None or n.elf_error)
+        """Every ELF file (and file that starts like one), by path: worked out once per layer applied."""
+        if self._elf_files is None:
+            self._elf_files = sorted((p, n) for p, n in self.nodes.items() if n.elf is not None or n.elf_error)
+        return self._elf_files
 
 
 def layer_index(
