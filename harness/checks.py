@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from .arch import ARM_CPU_ARCH, ARM_MAX_CPU_ARCH, expected_uname, spec_for
-from .elf import ELFInfo
+from .elf import EM_ARM, ELFInfo
+from .errors import MultiarchError
 from .layers import Filesystem
 from .manifest import ImageConfig
 from .platform import Platform
@@ -85,7 +86,7 @@ def _abi(machine: int, flags: int) -> str:
     mask, _ = _ABI_BITS[machine]
     names = _FLOAT.get(machine, {})
     bits = flags & mask
-    if machine == 40:
+    if machine == EM_ARM:
         return f"EABI{flags >> 24} {names.get(flags & 0x600, 'float ABI unmarked')}"
     return names.get(bits, f"ABI flags {bits:#x}")
 
@@ -110,7 +111,7 @@ class _Compat:
 _COMPAT = {
     "amd64": _Compat((32, False, 3), Platform("linux", "386"), "32-bit x86 compat code", "which every x86-64 CPU runs"),
     "arm64": _Compat(
-        (32, False, 40),
+        (32, False, EM_ARM),
         Platform("linux", "arm", "v7"),
         "32-bit ARM compat code",
         "which needs AArch32: Apple M-series and newer Neoverse CPUs lack it",
@@ -188,13 +189,13 @@ def elf_findings(
 
 def _runs_as_compat(info: ELFInfo) -> bool:
     """32-bit ARM code runs on AArch32 only as EABI5 (arm64 kernels have no OABI)."""
-    return info.machine != 40 or info.flags >> 24 == 5
+    return info.machine != EM_ARM or info.flags >> 24 == 5
 
 
 def _identity(info: ELFInfo) -> str:
     """``ELF32 LSB Intel 80386``, ``ELF32 LSB ARM EABI5 hard-float``."""
     plain = _MACHINE.sub("", info.identity)
-    return f"{plain} {_abi(40, info.flags)}" if info.machine == 40 else plain
+    return f"{plain} {_abi(EM_ARM, info.flags)}" if info.machine == EM_ARM else plain
 
 
 def _abi_problems(
@@ -453,8 +454,6 @@ def _elf(ctx: CheckContext, target: Target) -> CheckResult:
 
 
 def _uname(ctx: CheckContext, target: Target) -> CheckResult:
-    from .errors import MultiarchError
-
     uname = ctx.which(target, "uname")
     if uname is None:
         return CheckResult(SKIPPED, "the image has no uname on its PATH", skip=NO_UNAME)

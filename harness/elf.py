@@ -27,6 +27,7 @@ from .errors import MultiarchError
 
 ELF_MAGIC = b"\x7fELF"
 EM_ARM = 40
+EM_X86_64 = 62
 ET_EXEC = 2
 ET_DYN = 3
 PT_LOAD = 1
@@ -217,7 +218,8 @@ def reads_needed(head: bytes, name: str) -> Reads:
     if hdr.phnum and off + size > len(head):
         _check_phdrs(hdr, name)
         return Reads(whole=True)
-    limits = {PT_INTERP: MAX_INTERP, PT_GNU_PROPERTY: MAX_NOTES}
+    # The property note is read for its x86 ISA level only.
+    limits = {PT_INTERP: MAX_INTERP} | ({PT_GNU_PROPERTY: MAX_NOTES} if hdr.machine == EM_X86_64 else {})
     ranges = [
         (p_offset, p_filesz)
         for p_type, p_offset, p_filesz, _ in _program_headers(_View(head), hdr, name)
@@ -327,7 +329,7 @@ def parse(
         go_info = data[at:] if at >= 0 else None
     go = go_build_settings(go_info) if go_info else None
     library = is_library(hdr.etype, interp is not None, dyn, name)
-    isa = _gnu_properties(view, hdr, phdrs).get(GNU_PROPERTY_X86_ISA_1_NEEDED, 0) if hdr.machine == 62 else 0
+    isa = _gnu_properties(view, hdr, phdrs).get(GNU_PROPERTY_X86_ISA_1_NEEDED, 0) if hdr.machine == EM_X86_64 else 0
     return ELFInfo(
         hdr.elf_class,
         hdr.big_endian,
