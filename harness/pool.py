@@ -90,13 +90,14 @@ class ContainerPool:
         command of that platform gets a fresh one."""
         from .container import CommandTimeout, ContainerGone
 
-        limit = (timeout if timeout is not None else self.timeout) * self.slowdown_factor(target)
+        factor = self.slowdown_factor(target)
+        limit = (timeout if timeout is not None else self.timeout) * factor
         running = container or self.container(target)
         try:
             return running.run(cmd, user=user, timeout=limit)
         except CommandTimeout as exc:
             self._drop(target, running)
-            scale = f"{timeout or self.timeout:.0f}s x {self.slowdown_factor(target):.1f} for {target.mode.kind}"
+            scale = f"{timeout or self.timeout:.0f}s x {factor:.1f} for {target.mode.kind}"
             raise CommandTimeout(f"{exc} (limit {scale}); its container was removed") from None
         except ContainerGone as exc:
             self._drop(target, running)
