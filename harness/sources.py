@@ -67,11 +67,10 @@ class Resolved:
 
 
 class Source(ABC):
-    #: The most bytes one layer may decompress to; open_source sets it.
-    layer_limit: int = DEFAULT_MAX_LAYER_BYTES
-
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, layer_limit: int = DEFAULT_MAX_LAYER_BYTES) -> None:
         self.name = name
+        #: The most bytes one layer may decompress to.
+        self.layer_limit = layer_limit
 
     @abstractmethod
     def resolve(self, pin: str | None = None) -> Resolved: ...
@@ -113,8 +112,8 @@ def _entries(doc: Index | ImageManifest, single: ImageConfig | None) -> Resolved
 class DocumentSource(Source):
     """A source of OCI documents and blobs: registries, layouts and archives."""
 
-    def __init__(self, name: str, cache: IndexCache) -> None:
-        super().__init__(name)
+    def __init__(self, name: str, cache: IndexCache, layer_limit: int = DEFAULT_MAX_LAYER_BYTES) -> None:
+        super().__init__(name, layer_limit)
         self.cache = cache
         self._docs: dict[str, Index | ImageManifest] = {}
         self._lock = threading.RLock()
@@ -177,8 +176,10 @@ class DocumentSource(Source):
 
 
 class RegistrySource(DocumentSource):
-    def __init__(self, name: str, ref: Reference, registry: Registry) -> None:
-        super().__init__(name, IndexCache(registry.cache_dir))
+    def __init__(
+        self, name: str, ref: Reference, registry: Registry, layer_limit: int = DEFAULT_MAX_LAYER_BYTES
+    ) -> None:
+        super().__init__(name, IndexCache(registry.cache_dir), layer_limit)
         self.ref = ref
         self.registry = registry
 
@@ -204,8 +205,10 @@ class RegistrySource(DocumentSource):
 class _LocalSource(DocumentSource):
     """Layouts and archives: documents are read from index.json and blobs/ by digest."""
 
-    def __init__(self, name: str, tag: str | None, registry: Registry, scratch: str) -> None:
-        super().__init__(name, IndexCache(registry.cache_dir))
+    def __init__(
+        self, name: str, tag: str | None, registry: Registry, scratch: str, layer_limit: int = DEFAULT_MAX_LAYER_BYTES
+    ) -> None:
+        super().__init__(name, IndexCache(registry.cache_dir), layer_limit)
         self.tag = tag
         self.registry = registry
         self.scratch = scratch
@@ -276,8 +279,16 @@ def _blob_rel(digest: str) -> str:
 
 
 class LayoutSource(_LocalSource):
-    def __init__(self, name: str, path: Path, tag: str | None, registry: Registry, scratch: str) -> None:
-        super().__init__(name, tag, registry, scratch)
+    def __init__(
+        self,
+        name: str,
+        path: Path,
+        tag: str | None,
+        registry: Registry,
+        scratch: str,
+        layer_limit: int = DEFAULT_MAX_LAYER_BYTES,
+    ) -> None:
+        super().__init__(name, tag, registry, scratch, layer_limit)
         self.path = path
         self._verified: set[str] = set()
         try:
@@ -307,8 +318,16 @@ class ArchiveSource(_LocalSource):
     """An OCI layout in a tar file. Blobs are copied once into the digest cache (verified),
     as registry downloads are; the image's files are never extracted."""
 
-    def __init__(self, name: str, path: Path, tag: str | None, registry: Registry, scratch: str) -> None:
-        super().__init__(name, tag, registry, scratch)
+    def __init__(
+        self,
+        name: str,
+        path: Path,
+        tag: str | None,
+        registry: Registry,
+        scratch: str,
+        layer_limit: int = DEFAULT_MAX_LAYER_BYTES,
+    ) -> None:
+        super().__init__(name, tag, registry, scratch, layer_limit)
         try:
             self.tar = tarfile.open(path, mode="r:*")  # noqa: SIM115 - kept open for the source's life
             self.members = {m.name.lstrip("./"): m for m in self.tar.getmembers() if m.isfile()}
@@ -344,8 +363,10 @@ class DaemonSource(Source):
     name), read with ``docker save`` as a stream: each layer is indexed as it passes and
     cached by its diff ID."""
 
-    def __init__(self, name: str, image: str, engine: Engine, cache: IndexCache) -> None:
-        super().__init__(name)
+    def __init__(
+        self, name: str, image: str, engine: Engine, cache: IndexCache, layer_limit: int = DEFAULT_MAX_LAYER_BYTES
+    ) -> None:
+        super().__init__(name, layer_limit)
         self.image = image
         self.engine = engine
         self.cache = cache
@@ -458,25 +479,19 @@ def open_source(
     layer_limit: int = DEFAULT_MAX_LAYER_BYTES,
 ) -> Source:
     """The source an ``--image`` value names; see the module doc for the forms."""
-    source = _open_source(text, registry, engine, scratch)
-    source.layer_limit = layer_limit
-    return source
-
-
-def _open_source(text: str, registry: Registry, engine: Engine | None, scratch: str) -> Source:
     kind, sep, rest = text.partition(":")
     if sep and kind in ("oci", "oci-archive"):
         path, tag = _path_and_tag(rest)
         cls = LayoutSource if kind == "oci" else ArchiveSource
         if not path.exists():
             raise SourceError(f"{text}: {path} does not exist")
-        return cls(text, path, tag, registry, scratch)
+        return cls(text, path, tag, registry, scratch, layer_limit)
     if sep and kind == "docker-daemon":
         if engine is None:
             raise SourceError(f"{text}: needs a container engine")
-        return DaemonSource(text, rest, engine, IndexCache(registry.cache_dir))
+        return DaemonSource(text, rest, engine, IndexCache(registry.cache_dir), layer_limit)
     ref_text = text[len("docker://") :] if text.startswith("docker://") else text
-    return RegistrySource(text, Reference.parse(ref_text), registry)
+    return RegistrySource(text, Reference.parse(ref_text), registry, layer_limit)
 
 
 def check_source_name(text: str) -> None:
