@@ -348,27 +348,25 @@ def check_elf(
         return CheckResult(SKIPPED, "no ELF files in the image", skip=NO_ELF_FILES)
     warned = {w.path for w in found.warnings}
     sentences = warning_sentences(found.warnings)
-    if strict and warned:
-        listed = found.errors + sentences
+
+    def unfit(failing: int, listed: list[str], after: str) -> str:
         more = len(listed) - MAX_LISTED
         tail = f"; and {more} more" if more > 0 else ""
-        return CheckResult(
-            FAILED,
-            f"{len(found.failing | warned)} of {found.count} ELF files do not fit {platform}: "
+        return (
+            f"{failing} of {found.count} ELF files do not fit {platform}: "
             + "; ".join(listed[:MAX_LISTED])
             + tail
-            + " (warnings fail the check under --strict-elf)",
+            + after
+        )
+
+    if strict and warned:
+        listed = found.errors + sentences
+        return CheckResult(
+            FAILED, unfit(len(found.failing | warned), listed, " (warnings fail the check under --strict-elf)")
         )
     note = f"; {_files(len(warned))} {'passes' if len(warned) == 1 else 'pass'} with a warning" if warned else ""
     if found.errors:
-        shown = found.errors[:MAX_LISTED]
-        more = len(found.errors) - len(shown)
-        tail = f"; and {more} more" if more else ""
-        return CheckResult(
-            FAILED,
-            f"{len(found.failing)} of {found.count} ELF files do not fit {platform}: " + "; ".join(shown) + tail + note,
-            warnings=tuple(sentences),
-        )
+        return CheckResult(FAILED, unfit(len(found.failing), found.errors, note), warnings=tuple(sentences))
     what = spec.description + (_arm_levels(fs) if platform.architecture == "arm" else "")
     if found.compat == found.count:
         files = f"{_elf_files(found.count)}, all 32-bit compat code"
