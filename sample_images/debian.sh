@@ -31,6 +31,58 @@
 #     not know (the harness gives arm/v7 a Cortex-A15).
 #   elsewhere the layer holds the right hello again.
 #
+# samples/debian-abi:1.0, the same six platforms: the same root and hello layers (the same
+# blobs as samples/debian), then on four platforms one layer with one defect of the ABI, each
+# a file of the right architecture that the platform still cannot run (linux/386 and
+# linux/arm/v7 get no third layer and stay clean):
+#   linux/ppc64le: a whiteout, usr/lib/powerpc64le-linux-gnu/.wh.libssl.so.3, removes the
+#     real libssl.so.3 (no symlink leads to it: the name is the file) from the root, as an
+#     image "slimmed" with `RUN rm` does. openssl and curl cannot start:
+#       openssl: error while loading shared libraries: libssl.so.3: cannot open shared
+#       object file: No such file or directory   (exit 127)
+#   linux/s390x: /usr/local/bin/tree, the s390x binary of Debian trixie's tree package, built
+#     against glibc 2.41: its .gnu.version_r needs GLIBC_2.38 (__isoc23_strtol and
+#     __isoc23_strtoul, C23's strtol), newer than bookworm's glibc 2.36:
+#       /usr/local/bin/tree: /lib/s390x-linux-gnu/libc.so.6: version `GLIBC_2.38' not found
+#       (required by /usr/local/bin/tree)   (exit 1)
+#   linux/amd64: two builds for x86-64-v3 (AVX2, FMA, BMI2, MOVBE) in an image whose index
+#     says plain linux/amd64, which promises only x86-64 v1:
+#     /usr/local/bin/hello-v3, sample_images/hello-c built with `gcc -O2 -march=x86-64-v3
+#     -mneeded`: its GNU property note says "x86 ISA needed: x86-64-baseline, x86-64-v2,
+#     x86-64-v3" (-Wa,-mx86-used-note=yes alone marks only the object file, as ISA *used*;
+#     the linker keeps a used note only if every input has one, glibc's crti.o has none, and
+#     the program says just "needed: x86-64-baseline", from Scrt1.o), so glibc's loader
+#     refuses it on an older CPU instead of letting it die of SIGILL:
+#       /usr/local/bin/hello-v3: CPU ISA level is lower than required   (exit 127)
+#     /usr/local/bin/hello-go-v3, sample_images/hello built with GOAMD64=v3; Go's runtime
+#     checks the CPU before main:
+#       This program can only be run on AMD64 processors with v3 microarchitecture support.
+#       (exit 1)
+#     Both run on this machine's CPU, which has AVX2; `qemu-x86_64-static -cpu qemu64` (a v1
+#     CPU) shows the failures above.
+#   linux/arm64: /usr/local/bin/hello-4k, sample_images/hello-c cross-built with Debian's
+#     gcc-aarch64-linux-gnu and -Wl,-z,max-page-size=4096 -Wl,-z,common-page-size=4096: every
+#     PT_LOAD has p_align 0x1000 (Debian's own arm64 files have 0x10000), and its second
+#     segment's address and file offset differ by 0x1000. It runs on a 4 KiB-page kernel, and
+#     so under QEMU; a kernel with 16 or 64 KiB pages (Debian's arm64 64k kernel, Apple
+#     silicon's 16 KiB) cannot map its segments. QEMU 7.2's page size option
+#     (QEMU_PAGESIZE=65536, qemu-aarch64-static -p 65536) does not show it directly: QEMU
+#     reports the larger page size only to a main program aligned for it, and tells
+#     hello-4k 4096 (a 16 KiB-aligned build is told 4096 under -p 65536, 16384 under -p
+#     16384). Run through the image's own loader, which is 64 KiB aligned, it is glibc that
+#     maps hello-4k, with 64 KiB pages, and refuses it:
+#       /usr/local/bin/hello-4k: error while loading shared libraries: /usr/local/bin/hello-4k:
+#       ELF load command address/offset not page-aligned   (exit 127)
+#     while Debian's own binaries load that way and run.
+#
+# samples/debian-v3:1.0, one platform, linux/amd64/v3: the amd64 root and hello layers and
+# the same x86-64-v3 layer as samples/debian-abi's linux/amd64 (the same blobs). It is clean:
+# its index promises x86-64-v3, so both v3 builds are right there.
+#
+# The trixie package comes from the same mirror through an apt of its own (sources list,
+# state and cache under $cache/apt-trixie; the machine's apt is not touched) and is cached
+# under $debs/trixie.
+#
 # The extract variant runs no maintainer script, so a foreign root needs no emulation
 # (about 5 s a platform, against 4-5 minutes for --variant=apt under QEMU). What those
 # scripts would have made, and the image needs, is made by debian_fixups: /etc/passwd and
@@ -50,6 +102,8 @@ declare -A debian_compat=([amd64]=libc6-i386 [arm64]=libc6:armhf)
 declare -A debian_compat_arch=([arm64]=armhf)
 debian_path=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 debian_roots=$cache/debian-roots
+debian_trixie_apt=$cache/apt-trixie
+debian_trixie_debs=$debs/trixie
 # Every file's mtime is clamped to this, so the same packages give the same layer.
 export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-1704067200}
 
@@ -63,6 +117,15 @@ debian_fixups() {
   printf '%s\n' 'root:x:0:' 'tty:x:5:' 'staff:x:50:' 'nogroup:x:65534:' >"$root/etc/group"
   printf 'include /etc/ld.so.conf.d/*.conf\n' >"$root/etc/ld.so.conf"
   cat "$root"/usr/share/ca-certificates/mozilla/*.crt >"$root/etc/ssl/certs/ca-certificates.crt"
+}
+
+# platform -> Debian architecture: platforms.txt's, and amd64 for linux/amd64/vN (Debian has
+# one amd64 architecture; a variant is what the image's own files need).
+debian_arch() {
+  case $1 in
+    linux/amd64/v*) echo amd64 ;;
+    *) [ -n "${debarch[$1]:-}" ] || die "no Debian architecture for $1 in platforms.txt"; echo "${debarch[$1]}" ;;
+  esac
 }
 
 debian_root_key() { # debarch
@@ -128,8 +191,8 @@ tar_layer() { # dir out.tar.gz: the directory as a reproducible gzip layer
   mv "$2.tmp" "$2"
 }
 
-go_build() { # out GOARCH [GOARM]
-  (cd "$here/hello" && env CGO_ENABLED=0 GOOS=linux GOARCH="$2" GOARM="${3:-}" GOPROXY=off GOFLAGS=-buildvcs=false \
+go_build() { # out GOARCH [GOARM [GOAMD64]]
+  (cd "$here/hello" && env CGO_ENABLED=0 GOOS=linux GOARCH="$2" GOARM="${3:-}" ${4:+GOAMD64="$4"} GOPROXY=off GOFLAGS=-buildvcs=false \
     GOCACHE="$cache/go-build" GOPATH="$cache/go" go build -trimpath -ldflags='-s -w -buildid=' -o "$1" .)
 }
 
@@ -137,12 +200,13 @@ goarch_of() { # platform -> GOARCH and GOARM
   local a=${1#linux/}
   case $a in
     arm/v*) echo "arm ${a#arm/v}" ;;
+    amd64/v*) echo amd64 ;; # the sample's hello is the plain one; the v3 builds are layer_v3's
     *) echo "$a" ;;
   esac
 }
 
 # The layers. Each prints the path of a gzip layer for the platform.
-layer_root() { debian_root "${debarch[$1]}"; }
+layer_root() { debian_root "$(debian_arch "$1")"; }
 
 layer_hello() { # platform [GOARCH [GOARM]]: /usr/local/bin/hello, for the platform unless told
   local plat=$1 stage="$work/debian-stage" out goarch goarm
@@ -201,10 +265,140 @@ resolve_in() { # root path: where path's symlinks lead inside root (directories 
   echo "$p"
 }
 
+# --- samples/debian-abi and samples/debian-v3 -------------------------------------------------
+layer_abi() { # platform: its one ABI defect, or nothing (no layer) where it has none
+  case $1 in
+    linux/amd64) layer_v3 "$1" ;;
+    linux/arm64) layer_arm64_4k ;;
+    linux/ppc64le) layer_ppc64le_no_libssl ;;
+    linux/s390x) layer_s390x_trixie ;;
+    *) ;;
+  esac
+}
+
+abi_stage() { # -> a fresh, empty staging directory
+  rm -rf "$work/debian-stage"; mkdir -p "$work/debian-stage" "$work/debian-layers"
+  echo "$work/debian-stage"
+}
+
+abi_layer_of() { # stage name: the stage as $work/debian-layers/NAME.tar.gz, printed
+  local out="$work/debian-layers/$2.tar.gz"
+  chmod -R u=rwX,go=rX "$1"
+  tar_layer "$1" "$out"
+  rm -rf "$1"
+  echo "$out"
+}
+
+load_aligns() { readelf -lW "$1" | awk '$1 == "LOAD" { print $NF }' | sort -u | xargs; } # elf file
+
+# hello-v3 (C) and hello-go-v3 (Go), both for x86-64-v3; the same layer on linux/amd64 of
+# debian-abi (a defect: that index entry promises v1) and on linux/amd64/v3 of debian-v3 (right).
+layer_v3() {
+  local stage bin; stage=$(abi_stage); bin=$stage/usr/local/bin
+  mkdir -p "$bin"
+  # -mneeded writes GNU_PROPERTY_X86_ISA_1_NEEDED, which glibc's loader checks; the
+  # assembler's used-note marks only the object file: the link drops it (crti.o has none).
+  (cd "$here/hello-c" && gcc -O2 -march=x86-64-v3 -mneeded -Wa,-mx86-used-note=yes -s -o "$bin/hello-v3" hello.c)
+  readelf -nW "$bin/hello-v3" | grep -q 'x86 ISA needed: .*x86-64-v3' ||
+    die "hello-v3 has no GNU property note saying it needs x86-64-v3"
+  go_build "$bin/hello-go-v3" amd64 "" v3
+  abi_layer_of "$stage" v3
+}
+
+# hello-4k: arm64, linked for 4 KiB pages only, against bookworm's glibc.
+layer_arm64_4k() {
+  local stage bin aligns; stage=$(abi_stage); bin=$stage/usr/local/bin
+  mkdir -p "$bin"
+  (cd "$here/hello-c" && aarch64-linux-gnu-gcc -O2 -s -Wl,-z,max-page-size=4096 -Wl,-z,common-page-size=4096 \
+    -o "$bin/hello-4k" hello.c)
+  aligns=$(load_aligns "$bin/hello-4k")
+  [ "$aligns" = 0x1000 ] || die "hello-4k's PT_LOAD alignments are '$aligns', not only 0x1000"
+  abi_layer_of "$stage" arm64-4k
+}
+
+# A whiteout that removes libssl.so.3 from the ppc64el root: the file its name leads to.
+layer_ppc64le_no_libssl() {
+  local stage x="$work/debian-extract" real; stage=$(abi_stage)
+  rm -rf "$x"; mkdir -p "$x"
+  tar -xzf "$(debian_root ppc64el)" -C "$x" --wildcards './usr/lib/powerpc64le-linux-gnu/libssl.so*'
+  real=$(resolve_in "$x" /usr/lib/powerpc64le-linux-gnu/libssl.so.3)
+  mkdir -p "$stage$(dirname "$real")"
+  : >"$stage$(dirname "$real")/.wh.$(basename "$real")"
+  rm -rf "$x"
+  abi_layer_of "$stage" ppc64le-no-libssl
+}
+
+debian_trixie_binary=(tree /usr/bin/tree /usr/local/bin/tree) # package, its file, where the image has it
+
+# tree from Debian trixie for s390x: built against glibc 2.41, it needs GLIBC_2.38.
+layer_s390x_trixie() {
+  local stage x="$work/debian-extract" pkg=${debian_trixie_binary[0]} from=${debian_trixie_binary[1]}
+  local to=${debian_trixie_binary[2]} need deb
+  stage=$(abi_stage)
+  deb=$(compgen -G "$debian_trixie_debs/${pkg}_*_s390x.deb" | sort | tail -n 1)
+  [ -n "$deb" ] || die "no trixie $pkg for s390x in $debian_trixie_debs"
+  rm -rf "$x"; dpkg-deb -x "$deb" "$x"
+  install -D -m 0755 "$x$from" "$stage$to"
+  rm -rf "$x"
+  need=$(readelf -VW "$stage$to" | grep -o 'GLIBC_2\.[0-9]*' | sort -uV | tail -n 1)
+  [ "$(printf '%s\n' "$need" GLIBC_2.36 | sort -V | tail -n 1)" != GLIBC_2.36 ] ||
+    die "trixie's $pkg for s390x needs only $need, which bookworm's glibc 2.36 has"
+  abi_layer_of "$stage" s390x-trixie
+}
+
+fetch_trixie_deb() { # package arch: PACKAGE:ARCH from Debian trixie into $debian_trixie_debs, unless cached
+  local pkg=$1 arch=$2 dir=$debian_trixie_apt/$2 try tmp
+  compgen -G "$debian_trixie_debs/${pkg}_*_${arch}.deb" >/dev/null && return 0
+  log "fetching $pkg:$arch from trixie"
+  mkdir -p "$dir/lists/partial" "$dir/cache/archives/partial" "$debian_trixie_debs"
+  echo "deb [arch=$arch signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $debian_mirror trixie main" \
+    >"$dir/sources.list"
+  # An apt of its own: its sources, lists, cache and an empty dpkg status; only $arch.
+  local apt=(apt-get -qq -o "Dir::State=$dir" -o "Dir::State::Lists=$dir/lists" -o Dir::State::status=/dev/null
+    -o "Dir::Etc::SourceList=$dir/sources.list" -o Dir::Etc::SourceParts=/dev/null
+    -o Dir::Etc::Preferences=/dev/null -o Dir::Etc::PreferencesParts=/dev/null -o "Dir::Cache=$dir/cache"
+    -o "APT::Architecture=$arch" -o "APT::Architectures::=$arch" -o Debug::NoLocking=1)
+  for try in 1 2 3; do
+    # An index that fails to download in part (mirror sync, "File has unexpected size")
+    # leaves apt with what it got, or the lists of an earlier try: go on, and retry.
+    "${apt[@]}" update >"$dir/update.log" 2>&1 || log "apt-get update for trixie failed in part (try $try): $(tail -n 1 "$dir/update.log")"
+    tmp=$(mktemp -d); chmod 777 "$tmp"
+    if (cd "$tmp" && "${apt[@]}" download "$pkg:$arch" >/dev/null 2>&1); then
+      mv "$tmp"/*.deb "$debian_trixie_debs/"
+      rm -rf "$tmp"
+      return 0
+    fi
+    rm -rf "$tmp"
+    sleep $((try * 3))
+  done
+  die "could not download $pkg:$arch from trixie at $debian_mirror (see $dir/update.log)"
+}
+
+prepare_abi() {
+  apt_install gcc libc6-dev binutils gcc-aarch64-linux-gnu libc6-dev-arm64-cross
+  fetch_trixie_deb "${debian_trixie_binary[0]}" s390x
+}
+prepare_v3() { apt_install gcc libc6-dev binutils; }
+
+abi_tools() { # what makes the compiled layers
+  gcc --version | head -n 1
+  dpkg-query -W -f='${Package} ${Version}\n' libc6-dev binutils
+  go version
+}
+keys_abi() {
+  abi_tools
+  aarch64-linux-gnu-gcc --version | head -n 1
+  dpkg-query -W -f='${Package} ${Version}\n' libc6-dev-arm64-cross binutils-aarch64-linux-gnu
+  (cd "$debian_trixie_debs" && ls "${debian_trixie_binary[0]}"_*_s390x.deb)
+}
+keys_v3() { abi_tools; }
+
 declare -A debian_history=(
   [root]="mmdebstrap --variant=extract --include=$debian_packages (+ libc6-i386 on amd64, libc6:armhf on arm64) ${debian_suites[*]}"
   [hello]="COPY hello /usr/local/bin/hello"
   [defects]="COPY --from=build /out/ /"
+  [abi]="COPY --from=build /out/ /  # amd64: x86-64-v3 builds; arm64: a 4 KiB-page build; ppc64le: libssl.so.3 removed; s390x: trixie's tree"
+  [v3]="COPY --from=build-v3 /out/ /"
 )
 
 debian_mmdebstrap=
@@ -221,25 +415,36 @@ build_debian_image() { # name: the layers named in NAME/layers, on the platforms
   read -r -a plats <<<"$(grep -v '^#' "$here/$name/platforms" | xargs)"
   read -r -a kinds <<<"$(grep -v '^#' "$here/$name/layers" | xargs)"
   debian_prepare
-  h=$(for plat in "${plats[@]}"; do debian_root_key "${debarch[$plat]}"; done |
-    inputs_hash "$name" "$here/debian.sh" "$here/oci.py" "$here"/hello/*)
+  # A kind may need tools or files of its own (prepare_KIND) and name what else makes its
+  # layers (keys_KIND).
+  for kind in "${kinds[@]}"; do ! declare -F "prepare_$kind" >/dev/null || "prepare_$kind"; done
+  h=$({
+    for plat in "${plats[@]}"; do debian_root_key "$(debian_arch "$plat")"; done
+    for kind in "${kinds[@]}"; do ! declare -F "keys_$kind" >/dev/null || "keys_$kind"; done
+  } | inputs_hash "$name" "$here/debian.sh" "$here/oci.py" "$here"/hello/* "$here"/hello-c/*)
   if up_to_date "$name" "$h"; then
     log "$registry/$repo:$tag is up to date"
     return 0
   fi
   log "building $registry/$repo:$tag"
-  local specs=() history=() layers start
+  local specs=() history=() layers start layer
   for kind in "${kinds[@]}"; do history+=(--history "${debian_history[$kind]}"); done
   # shellcheck disable=SC2046
-  debian_make_roots $(for plat in "${plats[@]}"; do echo "${debarch[$plat]}"; done | sort -u)
+  debian_make_roots $(for plat in "${plats[@]}"; do debian_arch "$plat"; done | sort -u)
   for plat in "${plats[@]}"; do
     start=$SECONDS layers=()
-    for kind in "${kinds[@]}"; do layers+=("$("layer_$kind" "$plat")"); done
+    # A kind may give a platform no layer (layer_abi on a clean one): only the last kind may,
+    # or the history texts, given in the order of the kinds, would name the wrong layers.
+    for kind in "${kinds[@]}"; do
+      layer=$("layer_$kind" "$plat")
+      [ -z "$layer" ] || layers+=("$layer")
+    done
     specs+=("$plat=$(IFS=,; echo "${layers[*]}")")
     log "$name $plat: layers ready in $((SECONDS - start)) s"
   done
   "${PYTHON:-python3}" "$here/oci.py" push "$registry/$repo:$tag" --env "PATH=$debian_path" --cmd bash \
-    "${history[@]}" --mount-from samples/debian --mount-from samples/debian-defects "${specs[@]}" >/dev/null
+    "${history[@]}" --mount-from samples/debian --mount-from samples/debian-defects \
+    --mount-from samples/debian-abi "${specs[@]}" >/dev/null
   rm -rf "$work/debian-layers"
   mark_built "$name" "$h"
 }
