@@ -54,6 +54,24 @@ ARM_CPU_ARCH = {
 ARM_MAX_CPU_ARCH = {"v5": 5, "v6": 9, "v7": 10, "v8": 14}
 
 
+#: The page sizes Linux kernels of each architecture are built with (the first is the
+#: usual one): a file whose PT_LOAD segments are aligned to less than the kernel's page
+#: size does not load there.
+PAGE_SIZES = {
+    "arm64": (4096, 16384, 65536),
+    "ppc64le": (65536, 4096),
+    "ppc64": (65536, 4096),
+    "mips64le": (4096, 16384, 65536),
+    "mips64": (4096, 16384, 65536),
+    "loong64": (16384, 4096, 65536),
+}
+
+
+def page_sizes(platform: Platform) -> tuple[int, ...]:
+    """The page sizes kernels of ``platform`` may have: 4 KiB alone for most."""
+    return PAGE_SIZES.get(platform.architecture, (4096,))
+
+
 def machine_name(machine: int) -> str:
     return EM_NAMES.get(machine, f"machine {machine}")
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 import struct
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,3 +86,27 @@ def handler_for(spec: ArchSpec, handlers: list[Handler]) -> Handler | None:
     found = [h for h in handlers if h.matches(elf_header(spec)) or h.matches(elf_header(spec, 3))]
     found.sort(key=lambda h: (not h.enabled, not h.opens_early))
     return found[0] if found else None
+
+
+def qemu_cpu_models(binfmt_name: str) -> tuple[str, ...] | None:
+    """The CPU models this machine's QEMU user-mode emulator for a platform knows
+    (``qemu-aarch64 -cpu help``), or None when there is no such emulator here to ask."""
+    for exe in (f"{binfmt_name}-static", binfmt_name):
+        path = shutil.which(exe)
+        if path is None:
+            continue
+        try:
+            out = subprocess.run([path, "-cpu", "help"], capture_output=True, text=True, timeout=30, check=False)
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        models = []
+        for line in out.stdout.splitlines():
+            words = line.split()
+            if not words or line.rstrip().endswith(":"):
+                continue
+            # "  cortex-a72" (ARM), or "x86 Broadwell ..." / "s390 z13 ..." with the family first.
+            name = words[0] if line[:1].isspace() else (words[1] if len(words) > 1 else "")
+            if name:
+                models.append(name)
+        return tuple(models) or None
+    return None

@@ -13,10 +13,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-from .arch import ARM_CPU_ARCH, ARM_MAX_CPU_ARCH, expected_uname, spec_for
-from .elf import EM_ARM, ELFInfo
+from .arch import ARM_CPU_ARCH, ARM_MAX_CPU_ARCH, expected_uname, page_sizes, spec_for
+from .elf import ABI_BITS, EM_ARM, ELFInfo
 from .errors import MultiarchError
-from .layers import Filesystem
+from .layers import Filesystem, Node
+from .loader import Flavor, Missing, Resolver, VersionProblem
 from .manifest import ImageConfig
 from .platform import Platform
 
@@ -31,6 +32,7 @@ SKIPPED = "skipped"
 #: ``skip_allowed`` in the table below): the image has nothing for the check to look at.
 #: Anything else (a platform that could not run, say) is a check that did not run.
 NO_ELF_FILES = "no-elf-files"
+NO_DYNAMIC = "no-dynamic-files"
 NO_UNAME = "no-uname"
 #: How many offending paths a detail names before it summarises the rest.
 MAX_LISTED = 8
@@ -71,19 +73,12 @@ def check_config(entry: Platform, config: ImageConfig) -> CheckResult:
     )
 
 
-#: e_flags bits that a dynamic binary must share with its loader, per machine.
-_ABI_BITS = {
-    40: (0xFF000600, "ARM EABI version and float ABI"),
-    243: (0x6, "RISC-V float ABI"),
-    258: (0x7, "LoongArch float ABI"),
-    8: (0x0000F020, "MIPS ABI"),
-}
 _FLOAT = {40: {0x400: "hard-float", 0x200: "soft-float"}, 243: {0: "soft-float", 2: "single-float", 4: "double-float"}}
 _GO_LEVEL = {"amd64": "GOAMD64", "arm": "GOARM"}
 
 
 def _abi(machine: int, flags: int) -> str:
-    mask, _ = _ABI_BITS[machine]
+    mask, _ = ABI_BITS[machine]
     names = _FLOAT.get(machine, {})
     bits = flags & mask
     if machine == EM_ARM:
@@ -237,8 +232,8 @@ def _abi_problems(
         loader = fs.lookup(info.interp)
         if loader is None:
             out.append(f"{path} is dynamically linked but its loader {info.interp} is not in the image")
-        elif loader.elf is not None and machine in _ABI_BITS and loader.elf.machine == machine:
-            mask, what = _ABI_BITS[machine]
+        elif loader.elf is not None and machine in ABI_BITS and loader.elf.machine == machine:
+            mask, what = ABI_BITS[machine]
             if (info.flags ^ loader.elf.flags) & mask:
                 out.append(
                     f"{path} is {_abi(machine, info.flags)} but its loader {info.interp} is "
@@ -392,6 +387,175 @@ def _arm_levels(fs: Filesystem) -> str:
     return " (" + ", ".join(ARM_CPU_ARCH.get(v, str(v)) for v in levels) + ")" if levels else ""
 
 
+def _own_files(
+    platform: Platform, fs: Filesystem, include: Sequence[str], exclude: Sequence[str], *, compat: bool
+) -> list[tuple[str, Node]]:
+    """The selected ELF files that are the platform's own code (and its compat code, with
+    ``compat``): what its loader and kernel must take. Other files are the elf check's."""
+    spec = spec_for(platform)
+    assert spec is not None
+    own = {(spec.elf_class, spec.big_endian, spec.machine)}
+    if compat and platform.architecture in _COMPAT:
+        own.add(_COMPAT[platform.architecture].identity)
+    return [
+        (p, n)
+        for p, n in fs.elf_files()
+        if n.elf is not None
+        and (n.elf.elf_class, n.elf.big_endian, n.elf.machine) in own
+        and _selected(p, include, exclude)
+    ]
+
+
+def check_libs(
+    platform: Platform,
+    fs: Filesystem,
+    env: Sequence[str] = (),
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+) -> CheckResult:
+    """The ``libs`` check: every library each dynamic ELF file needs is found as the loader
+    finds it (see :mod:`harness.loader`), and defines every symbol version the file needs.
+
+    Executables are loaded as they start; a library is loaded on its own too, as
+    ``ld.so --list`` loads it, and a need of one that an executable's search meets (its
+    RPATH, say) is met. ``env`` is the image config's Env (``LD_LIBRARY_PATH``).
+    """
+    if spec_for(platform) is None:
+        return CheckResult(SKIPPED, f"no ELF rules for {platform}")
+    files = [(p, n) for p, n in _own_files(platform, fs, include, exclude, compat=True) if n.elf.dynamic]  # type: ignore[union-attr]
+    unread = [(p, n.elf.dynamic.unread) for p, n in files if n.elf.dynamic.unread]  # type: ignore[union-attr]
+    roots = [(p, n) for p, n in files if not n.elf.dynamic.unread and (n.elf.dynamic.needed or n.elf.dynamic.verneed)]  # type: ignore[union-attr]
+    if not roots:
+        if unread:
+            return CheckResult(
+                FAILED, "; ".join(f"{p}: {why}" for p, why in unread[:MAX_LISTED]) + ": no need could be read"
+            )
+        return CheckResult(SKIPPED, "no dynamically linked ELF files in the image", skip=NO_DYNAMIC)
+    resolver = Resolver(fs, env)
+    missing: dict[tuple[str, str], tuple[Missing, Flavor]] = {}
+    from_executables: set[tuple[str, str]] = set()
+    met: set[tuple[str, str]] = set()
+    versions: dict[tuple[str, str, str], VersionProblem] = {}
+    libraries: set[str] = set()
+    # Executables first: what they load, in their search context, is how those libraries run.
+    for path, node in sorted(roots, key=lambda r: r[1].elf.library):  # type: ignore[union-attr]
+        closure = resolver.closure(path)
+        met |= closure.met
+        libraries.update(lib.real for lib in closure.loaded)
+        for m in closure.missing:
+            missing.setdefault((m.needer, m.name), (m, Flavor.of(node.elf)))  # type: ignore[arg-type]
+            if not node.elf.library:  # type: ignore[union-attr]
+                from_executables.add((m.needer, m.name))
+        for v in closure.versions:
+            versions.setdefault((v.needer, v.version, v.provider), v)
+    # A library's need that some executable's search meets (its RPATH, say) is met.
+    unmet = [(m, flavor) for key, (m, flavor) in missing.items() if key in from_executables or key not in met]
+    problems = _missing_sentences(unmet, resolver) + [_version_sentence(v) for v in versions.values()]
+    needers = {m.needer for m, _ in unmet} | {v.needer for v in versions.values()}
+    warnings = tuple(f"{p}: its needs were not checked: {why}" for p, why in unread)
+    if problems:
+        more = len(problems) - MAX_LISTED
+        return CheckResult(
+            FAILED,
+            f"{len(needers)} of {len(roots)} dynamic ELF files cannot load: "
+            + "; ".join(problems[:MAX_LISTED])
+            + (f"; and {more} more" if more > 0 else ""),
+            warnings=warnings,
+        )
+    return CheckResult(
+        PASSED,
+        f"{len(roots)} dynamic ELF files: every library they need is found, as the loader searches "
+        f"({len(libraries)} libraries), and defines every symbol version they need",
+        warnings=warnings,
+    )
+
+
+def _missing_sentences(unmet: list[tuple[Missing, Flavor]], resolver: Resolver) -> list[str]:
+    """One sentence per library not found in one search: ``/usr/bin/openssl needs
+    libssl.so.3: not in /lib/aarch64-linux-gnu, ... (and 3 more files need it there)``."""
+    groups: dict[tuple[str, tuple[str, ...], tuple[str, ...]], list[tuple[Missing, Flavor]]] = {}
+    for m, flavor in unmet:
+        groups.setdefault((m.name, m.looked, m.skipped), []).append((m, flavor))
+    out = []
+    for (name, looked, skipped), members in sorted(groups.items(), key=lambda g: sorted(m.needer for m, _ in g[1])[0]):
+        needers = sorted(m.needer for m, _ in members)
+        text = f"{needers[0]} needs {name}: not in {', '.join(looked) or 'any directory'}"
+        if skipped:
+            text += f" (the loader skips {'; '.join(skipped)})"
+        hint = resolver.hint(members[0][0], members[0][1])
+        if hint:
+            text += f" ({hint})"
+        if len(needers) > 1:
+            shown = ", ".join(needers[1:4]) + (", ..." if len(needers) > 4 else "")
+            text += f", nor {len(needers) - 1} more {'file' if len(needers) == 2 else 'files'} that need it ({shown})"
+        out.append(text)
+    return out
+
+
+def _version_sentence(v: VersionProblem) -> str:
+    have = f"the newest it defines is {v.newest}" if v.newest else "it defines no version of that kind"
+    at = v.provider if posixpath.basename(v.provider) == v.library else f"{v.library} ({v.provider})"
+    return f"{v.needer} needs version {v.version} of {at}: {have}"
+
+
+def _kib(n: int) -> str:
+    return f"{n // 1024} KiB" if n >= 1024 and n % 1024 == 0 else f"{n} bytes"
+
+
+def check_pages(
+    platform: Platform,
+    fs: Filesystem,
+    page_size: int | None = None,
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+) -> CheckResult:
+    """The ``pages`` check: the largest page size every ELF file of the platform runs on,
+    its smallest PT_LOAD alignment (a kernel with larger pages refuses the file). With
+    ``page_size`` (``--page-size``), a file aligned for less fails the platform; without,
+    the figure is reported. Compat code is left out: it runs only on kernels with AArch32
+    or 32-bit x86 support, whose own page size rules it."""
+    if spec_for(platform) is None:
+        return CheckResult(SKIPPED, f"no ELF rules for {platform}")
+    aligned = [
+        (p, n.elf.load_align)
+        for p, n in _own_files(platform, fs, include, exclude, compat=False)
+        if n.elf and n.elf.load_align
+    ]
+    if not aligned:
+        return CheckResult(SKIPPED, "no ELF files with loadable segments in the image", skip=NO_ELF_FILES)
+    smallest = min(a for _, a in aligned)
+    small = sorted(p for p, a in aligned if a == smallest)
+    listed = ", ".join(small[:MAX_LISTED]) + (f" and {len(small) - MAX_LISTED} more" if len(small) > MAX_LISTED else "")
+    if page_size is not None:
+        short = sorted(p for p, a in aligned if a < page_size)
+        if short:
+            shown = "; ".join(
+                f"{p} (PT_LOAD aligned to {_kib(a)})"
+                for p, a in sorted((p, a) for p, a in aligned if a < page_size)[:MAX_LISTED]
+            )
+            more = len(short) - MAX_LISTED
+            return CheckResult(
+                FAILED,
+                f"{len(short)} of {len(aligned)} ELF files cannot run on a kernel with {_kib(page_size)} pages "
+                f"(--page-size): {shown}"
+                + (f"; and {more} more" if more > 0 else "")
+                + "; link them with -z max-page-size="
+                + str(page_size),
+            )
+        return CheckResult(
+            PASSED, f"{len(aligned)} ELF files, all aligned for {_kib(page_size)} pages or larger (--page-size)"
+        )
+    largest = max(page_sizes(platform))
+    if smallest >= largest or len(small) == len(aligned):
+        return CheckResult(PASSED, f"{len(aligned)} ELF files run on pages up to {_kib(smallest)}")
+    return CheckResult(
+        PASSED,
+        f"{len(aligned)} ELF files run on pages up to {_kib(smallest)}, set by {listed} "
+        f"(the others up to {_kib(min(a for _, a in aligned if a > smallest))}); "
+        f"{platform} kernels may have pages up to {_kib(largest)}: --page-size fails the platform on it",
+    )
+
+
 def check_uname(platform: Platform, host: Platform, emulated: bool, printed: str) -> CheckResult:
     expected = expected_uname(platform, host, emulated)
     how = "under qemu" if emulated else f"natively on {host}"
@@ -408,6 +572,10 @@ class CheckContext(Protocol):
     elf_include: tuple[str, ...]
     elf_exclude: tuple[str, ...]
     strict_elf: bool
+
+    def page_size(self, platform: Platform) -> int | None:
+        """The page size ``--page-size`` names for ``platform`` (None: report only)."""
+        ...
 
     def config(self, target: Target) -> ImageConfig: ...
 
@@ -451,6 +619,16 @@ def _elf(ctx: CheckContext, target: Target) -> CheckResult:
     return check_elf(target.platform, fs, ctx.elf_include, ctx.elf_exclude, strict=ctx.strict_elf)
 
 
+def _libs(ctx: CheckContext, target: Target) -> CheckResult:
+    env = ctx.config(target).env
+    return check_libs(target.platform, ctx.filesystem(target), env, ctx.elf_include, ctx.elf_exclude)
+
+
+def _pages(ctx: CheckContext, target: Target) -> CheckResult:
+    page = ctx.page_size(target.platform)
+    return check_pages(target.platform, ctx.filesystem(target), page, ctx.elf_include, ctx.elf_exclude)
+
+
 def _uname(ctx: CheckContext, target: Target) -> CheckResult:
     uname = ctx.which(target, "uname")
     if uname is None:
@@ -480,6 +658,20 @@ BUILTIN_CHECKS: list[BuiltinCheck] = [
         _elf,
         False,
         "every ELF file is code this platform runs: machine, class, ABI, loader, ARM level, Go settings",
+        (NO_ELF_FILES,),
+    ),
+    BuiltinCheck(
+        "libs",
+        _libs,
+        False,
+        "every library each dynamic ELF file needs is found as the loader searches, with the symbol versions it needs",
+        (NO_DYNAMIC,),
+    ),
+    BuiltinCheck(
+        "pages",
+        _pages,
+        False,
+        "every ELF file's PT_LOAD alignment allows the page size named (--page-size); else the largest is reported",
         (NO_ELF_FILES,),
     ),
     BuiltinCheck(

@@ -12,6 +12,7 @@ host.
 
 from __future__ import annotations
 
+import base64
 import bisect
 import contextlib
 import gzip
@@ -19,6 +20,7 @@ import itertools
 import json
 import os
 import posixpath
+import re
 import tarfile
 import tempfile
 import zlib
@@ -59,7 +61,12 @@ CHUNK = 1 << 20
 #: buffered in a temporary file, so memory stays bounded whatever the image holds.
 SPOOL_IN_MEMORY = 16 << 20
 #: Bump when what an index records changes: old cache entries are then ignored.
-INDEX_FORMAT = 4
+INDEX_FORMAT = 5
+#: Files the loader reads besides ELF files, kept whole in the index: where it looks for
+#: libraries (see :mod:`harness.loader`).
+LOADER_FILES = re.compile(r"/etc/(ld\.so\.cache|ld\.so\.conf|ld\.so\.conf\.d/[^/]+|ld-musl-[\w-]+\.path)")
+#: Larger ones are not kept (real caches hold a few hundred KiB).
+MAX_LOADER_FILE = 4 << 20
 
 
 class LayerError(MultiarchError, ValueError):
@@ -88,13 +95,17 @@ class Node:
     elf: elf.ELFInfo | None = None
     elf_error: str | None = None
     size: int = 0
+    #: The bytes of a file the loader reads (:data:`LOADER_FILES`).
+    data: bytes | None = None
 
     def to_json(self) -> list[Any]:
-        return [self.kind, self.target, self.elf.to_json() if self.elf else None, self.elf_error, self.size]
+        out = [self.kind, self.target, self.elf.to_json() if self.elf else None, self.elf_error, self.size]
+        return [*out, base64.b64encode(self.data).decode()] if self.data is not None else out
 
     @classmethod
     def from_json(cls, d: list[Any]) -> Node:
-        return cls(d[0], d[1], elf.ELFInfo.from_json(d[2]) if d[2] else None, d[3], d[4])
+        data = base64.b64decode(d[5]) if len(d) > 5 else None
+        return cls(d[0], d[1], elf.ELFInfo.from_json(d[2]) if d[2] else None, d[3], d[4], data)
 
 
 FILE = Node("file")
@@ -239,11 +250,13 @@ def _index_member(
 
 
 def _read_file(tar: tarfile.TarFile, m: tarfile.TarInfo, path: str, spool_dir: str | None) -> Node:
-    if m.size < 52:
+    if m.size < 52 and not (path.startswith("/etc/") and LOADER_FILES.fullmatch(path)):
         return Node("file", size=m.size)
     fh = tar.extractfile(m)
     if fh is None:
         return Node("file", size=m.size)
+    if m.size <= MAX_LOADER_FILE and path.startswith("/etc/") and LOADER_FILES.fullmatch(path):
+        return Node("file", size=m.size, data=fh.read())
     head = fh.read(elf.HEAD_BYTES)
     if head[:4] != elf.ELF_MAGIC:
         return Node("file", size=m.size)  # tarfile skips the rest without our reading it
@@ -325,9 +338,10 @@ def _scan(fh: IO[bytes], head: bytes, reads: elf.Reads, whole: _Spool | None) ->
     magic = elf.GO_BUILDINFO_MAGIC
     at = head.find(magic)
     go = bytearray(head[at:]) if at >= 0 else None
-    # Go's linker puts its build ID note right after the headers; without it there is no
-    # build info to look for, and the rest of the file need not pass through Python.
-    want_go = go is not None or elf.GO_NOTE in head
+    # Go's linker puts its build ID note right after the headers; a static executable may
+    # be Go built without one (-buildid=). Otherwise there is no build info to look for,
+    # and the rest of the file need not pass through Python.
+    want_go = go is not None or elf.GO_NOTE in head or reads.static
     tail = head[-(len(magic) - 1) :]
     sizes = dict(reads.ranges)
     pending = {off: bytearray(head[off : off + size]) for off, size in sizes.items()}

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import checks
 from .checks import FAILED, SKIPPED, CheckResult
-from .engine import Mode
+from .engine import UNAVAILABLE, Mode
 from .errors import MultiarchError
 from .layers import DEFAULT_MAX_LAYER_BYTES, Filesystem
 from .manifest import ImageConfig
@@ -206,14 +206,21 @@ class Planner:
         """What the engine pulls and runs for ``target``: by digest, never by tag."""
         return self.source(target.image).runnable(target.digest, self._daemon())
 
+    def static_targets(self, image: str) -> list[Target]:
+        """Every requested platform the index of ``image`` has, as targets for the static
+        checks: their mode is never asked of an engine."""
+        resolved = self._resolved(image)
+        wanted = set(self.requested) if self.requested is not None else None
+        not_run = Mode(UNAVAILABLE, "a static audit runs no container")
+        return [
+            Target(image, resolved.digest, platform, digest, not_run)
+            for platform, digest in resolved.entries
+            if wanted is None or platform in wanted
+        ]
+
     def entries(self, image: str) -> dict[Platform, Filesystem]:
         """The filesystem of every requested platform the index of ``image`` has."""
-        wanted = set(self.requested) if self.requested is not None else None
-        return {
-            platform: self._filesystem(image, digest)
-            for platform, digest in self._resolved(image).entries
-            if wanted is None or platform in wanted
-        }
+        return {t.platform: self.filesystem(t) for t in self.static_targets(image)}
 
     def close(self) -> None:
         with self._lock:

@@ -481,7 +481,7 @@ class Report:
             single = " (a single image, not a manifest list)" if image.is_index is False else ""
             out.append(_paint(f"{short_name(image.ref)}{digest}{single}", "1", colour))
             lines = _columns(
-                [r.cells() for r in mine], ["platform", "mode", *check_names(), "p/f/s", "slowdown", "verdict"]
+                [r.cells() for r in mine], ["platform", "mode", *check_names(), "p/f/s", "slow", "verdict"]
             )
             out.extend(lines[:2])
             for row, line in zip(mine, lines[2:], strict=True):

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from . import checks
 from . import probe as probing
+from .arch import page_sizes
 from .checks import PASSED, SKIPPED, CheckResult
 from .engine import UNAVAILABLE, Engine, EngineError, Mode
 from .errors import MultiarchError
@@ -61,6 +62,8 @@ class Harness:
         strict_elf: bool = False,
         strict_platforms: bool = False,
         max_layer_bytes: int = DEFAULT_MAX_LAYER_BYTES,
+        page_sizes: Mapping[Platform | None, int] | None = None,
+        qemu_cpus: Mapping[Platform, str] | None = None,
     ) -> None:
         self.requested = parse_list(platforms) if isinstance(platforms, str) else platforms
         self._engine = engine
@@ -74,6 +77,11 @@ class Harness:
         self.strict_elf = strict_elf
         #: A platform this host cannot run fails its engine checks instead of skipping them.
         self.strict_platforms = strict_platforms
+        #: The page size the pages check holds each platform to (None: every platform that
+        #: has such pages); a platform not named is only reported.
+        self.page_sizes = dict(page_sizes or {})
+        #: The CPU QEMU emulates for a platform (QEMU_CPU), over the harness's own choice.
+        self.qemu_cpus = dict(qemu_cpus or {})
         self._lock = threading.RLock()
         self.planner = Planner(
             self.requested,
@@ -111,12 +119,23 @@ class Harness:
     def host_platform(self, platform: Platform) -> Platform:
         return self.engine_for(platform).platform
 
+    def page_size(self, platform: Platform) -> int | None:
+        if platform in self.page_sizes:
+            return self.page_sizes[platform]
+        size = self.page_sizes.get(None)
+        return size if size in page_sizes(platform) else None
+
     def mode(self, platform: Platform) -> Mode:
         try:
             engine = self.engine_for(platform)
             mode = engine.mode(platform)
         except EngineError as exc:
             return Mode(UNAVAILABLE, str(exc))
+        cpu = self.qemu_cpus.get(platform)
+        if cpu is not None and mode.emulated:
+            env = (*((k, v) for k, v in mode.env if k != "QEMU_CPU"), ("QEMU_CPU", cpu))
+            base = mode.reason.split(", CPU ", 1)[0]
+            mode = replace(mode, reason=f"{base}, CPU {cpu} (--qemu-cpu)", env=env)
         if platform in self.routes:
             return replace(mode, reason=f"{mode.reason} (engine {engine.base_url})")
         return mode
@@ -139,17 +158,18 @@ class Harness:
     def which(self, target: Target, name: str) -> str | None:
         return self.planner.which(target, name)
 
-    def audit(self, image: str) -> dict[Platform, CheckResult]:
-        """The static ELF audit of every requested platform of ``image``: no engine needed.
+    def audit(self, image: str, check: str = "elf") -> dict[Platform, CheckResult]:
+        """A static check (``elf``, ``libs``, ``pages``) of every requested platform of
+        ``image``: no engine needed.
 
         This is what a release gate runs on a candidate before it is pushed or promoted,
         including platforms this host could not run. Missing platforms are not in the result
         (``plan()`` says which they are).
         """
-        return {
-            platform: checks.check_elf(platform, fs, self.elf_include, self.elf_exclude, strict=self.strict_elf)
-            for platform, fs in self.planner.entries(image).items()
-        }
+        spec = checks.builtin(check)
+        if spec.needs_engine:
+            raise ValueError(f"the {check} check runs containers: audit() runs only static checks")
+        return {t.platform: spec.run(self, t) for t in self.planner.static_targets(image)}
 
     # --- checks --------------------------------------------------------------------------------
     def check(self, name: str, target: Target) -> CheckResult:

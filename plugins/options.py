@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -15,6 +16,8 @@ from typing import Any, Literal
 
 import pytest
 
+from harness.arch import PAGE_SIZES, page_sizes, spec_for
+from harness.binfmt import qemu_cpu_models
 from harness.layers import DEFAULT_MAX_LAYER_BYTES, MAX_LAYER_ENV
 from harness.platform import Platform, PlatformError, check_known, format_list, parse_list
 from harness.reference import ImageReferenceError
@@ -157,6 +160,61 @@ def _engines(option: Option, setting: Setting) -> tuple[tuple[Platform, str], ..
             raise pytest.UsageError(f"{option.flag} ({setting.source}): {exc}") from None
         routes[platform] = host if "://" in host else _context_host(option, host, setting.source)
     return tuple(routes.items())
+
+
+_PAGE = re.compile(r"(\d+)\s*(k|kb|kib)?", re.IGNORECASE)
+
+
+def _page_sizes(option: Option, setting: Setting) -> tuple[tuple[Platform | None, int], ...]:
+    """``SIZE`` (every platform whose kernels have such pages) or ``PLATFORM=SIZE``; a
+    size is bytes or KiB: 4K, 16K, 64K."""
+    known = sorted({size for sizes in PAGE_SIZES.values() for size in sizes} | {4096})
+    choices = ", ".join(f"{size // 1024}K" for size in known)
+    out: dict[Platform | None, int] = {}
+    for item in setting.value:
+        name, sep, text = item.rpartition("=")
+        m = _PAGE.fullmatch(text.strip())
+        size = int(m.group(1)) * (1024 if m.group(2) else 1) if m else 0
+        where = f"{option.flag} ({setting.source}): {item!r}"
+        platform = None
+        if sep:
+            try:
+                platform = Platform.parse(name)
+                check_known(platform, name)
+            except PlatformError as exc:
+                raise pytest.UsageError(f"{where}: {exc}") from None
+            allowed = page_sizes(platform)
+            if size not in allowed:
+                have = ", ".join(f"{s // 1024}K" for s in sorted(allowed))
+                raise pytest.UsageError(f"{where}: {platform} kernels have {have} pages; name one of those")
+        elif size not in known:
+            raise pytest.UsageError(f"{where} is not a page size: name one of {choices}, or PLATFORM=SIZE")
+        out[platform] = size
+    return tuple(out.items())
+
+
+def _qemu_cpus(option: Option, setting: Setting) -> tuple[tuple[Platform, str], ...]:
+    out: dict[Platform, str] = {}
+    for item in setting.value:
+        name, sep, cpu = item.partition("=")
+        where = f"{option.flag} ({setting.source}): {item!r}"
+        if not sep or not cpu.strip():
+            raise pytest.UsageError(f"{where} is not PLATFORM=CPU (e.g. linux/arm64=cortex-a72)")
+        try:
+            platform = Platform.parse(name)
+            check_known(platform, name)
+        except PlatformError as exc:
+            raise pytest.UsageError(f"{where}: {exc}") from None
+        spec = spec_for(platform)
+        models = qemu_cpu_models(spec.binfmt) if spec is not None else None
+        if models is not None and cpu.strip() not in models:
+            raise pytest.UsageError(
+                f"{where}: this machine's {spec.binfmt if spec else 'QEMU'} knows no CPU {cpu.strip()!r}; "
+                f"`{spec.binfmt if spec else 'qemu'}-static -cpu help` lists its {len(models)} models "
+                f"(e.g. {', '.join(models[:6])})"
+            )
+        out[platform] = cpu.strip()
+    return tuple(out.items())
 
 
 def _context_host(option: Option, name: str, source: str) -> str:
@@ -319,6 +377,33 @@ OPTIONS: tuple[Option, ...] = (
         default=False,
     ),
     Option(
+        "--page-size",
+        "page_sizes",
+        "list",
+        "fail a platform whose ELF files cannot run on kernels with pages of SIZE (4K, 16K, 64K), their PT_LOAD "
+        "alignment being smaller; PLATFORM=SIZE for one platform (linux/arm64=16K), a bare SIZE for every platform "
+        "whose kernels have such pages. Without it the pages check only reports the largest page size each "
+        "platform's files allow",
+        ini="multiarch_page_size",
+        env="MULTIARCH_PAGE_SIZE",
+        default=(),
+        metavar="[PLATFORM=]SIZE",
+        convert=_page_sizes,
+    ),
+    Option(
+        "--qemu-cpu",
+        "qemu_cpus",
+        "list",
+        "emulate PLATFORM on this CPU model (QEMU_CPU in its containers), the oldest CPU it must run on, e.g. "
+        "linux/arm64=cortex-a72 (Raspberry Pi 4: no LSE atomics) or linux/amd64=Nehalem (x86-64-v2); "
+        "`qemu-aarch64-static -cpu help` lists the models. Natively run platforms are not affected",
+        ini="multiarch_qemu_cpu",
+        env="MULTIARCH_QEMU_CPU",
+        default=(),
+        metavar="PLATFORM=CPU",
+        convert=_qemu_cpus,
+    ),
+    Option(
         "--multiarch-timeout",
         "timeout",
         "positive",
@@ -380,6 +465,8 @@ class Options:
     #: None: not given, the run makes up its own.
     session_id: str | None = None
     max_layer_bytes: int = _default("max_layer_bytes")
+    page_sizes: tuple[tuple[Platform | None, int], ...] = ()
+    qemu_cpus: tuple[tuple[Platform, str], ...] = ()
 
     @property
     def platforms_text(self) -> str:
@@ -531,4 +618,6 @@ def settings(opts: Options) -> dict[str, Any]:
         "slowdown_probe": opts.probe,
         "timeout_s": opts.timeout,
         "engines": {str(p): host for p, host in opts.engines},
+        "page_sizes": {str(p) if p else "*": size for p, size in opts.page_sizes},
+        "qemu_cpus": {str(p): cpu for p, cpu in opts.qemu_cpus},
     }

@@ -64,6 +64,8 @@ class State:
                 strict_elf=self.opts.strict_elf,
                 strict_platforms=self.opts.strict,
                 max_layer_bytes=self.opts.max_layer_bytes,
+                page_sizes=dict(self.opts.page_sizes),
+                qemu_cpus=dict(self.opts.qemu_cpus),
             )
         return self._harness
 

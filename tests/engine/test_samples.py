@@ -199,8 +199,8 @@ def test_ids_and_matrix_carry_the_platform(run):
         [
             "*multiarch: per-platform results*",
             "samples/good:1.0 @ sha256:*",
-            "platform  *mode  *config  elf  uname  p/f/s  slowdown  verdict",
-            "linux/s390x  *emulated  ok  *ok  *ok  *4/0/0  *[0-9].[0-9]x  *pass",
+            "platform  *mode  *config  elf  libs  pages  uname  p/f/s  slow  verdict",
+            "linux/s390x  *emulated  ok  *ok  *skip  *ok  *ok  *4/0/0  *[0-9].[0-9]x  *pass",
             "samples/lost-arm64:1.0 @ sha256:*",
             "linux/arm64  *missing  *FAIL",
             "  - not in the index (present: linux/amd64, linux/386, *",

@@ -50,16 +50,16 @@ def test_a_registered_check_is_in_every_output(pytester: pytest.Pytester, tmp_pa
         ["*planted[[]linux/amd64[]] _*", "*: linux/amd64: planted: found /usr/bin/app on linux/amd64"]
     )
     result.stdout.fnmatch_lines(["FAILED multiarch:oci:*::planted[[]linux/amd64[]]*"])
-    # A column of the terminal matrix, after the three that ship.
+    # A column of the terminal matrix, after the ones that ship.
     header = next(line for line in result.stdout.lines if line.split()[:2] == ["platform", "mode"])
-    assert header.split()[:6] == ["platform", "mode", "config", "elf", "uname", "planted"]
+    assert header.split()[:8] == ["platform", "mode", "config", "elf", "libs", "pages", "uname", "planted"]
     doc = json.loads(json_path.read_text())
     (plat,) = doc["images"][0]["platforms"]
     assert plat["checks"]["planted"] == {"outcome": "failed", "detail": "planted: found /usr/bin/app on linux/amd64"}
     assert '<th title="a check registered by a test">planted</th>' in html.read_text()
     md_header = next(line for line in md.read_text().splitlines() if "platform" in line and "|" in line)
     cells = [c.strip() for c in md_header.split("|")]
-    assert cells[cells.index("config") :][:4] == ["config", "elf", "uname", "planted"]
+    assert cells[cells.index("config") :][:6] == ["config", "elf", "libs", "pages", "uname", "planted"]
 
     # The gate: the schema takes the new name, the platform is held to it, and a report
     # without it lacks a check that should have run.

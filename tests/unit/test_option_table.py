@@ -61,6 +61,16 @@ SAMPLES: dict[str, dict[str, tuple[str | None, Any]]] = {
     "timeout": {"cli": ("30", 30.0), "ini": ("45", 45.0), "env": ("60", 60.0)},
     "max_layer_bytes": {"cli": ("1024", 1024), "ini": ("2048", 2048), "env": ("4096", 4096)},
     "session_id": {"cli": ("cli-id", "cli-id"), "env": ("env-id", "env-id")},
+    "page_sizes": {
+        "cli": ("linux/arm64=16K", ((P("linux/arm64"), 16384),)),
+        "ini": ("64k", ((None, 65536),)),
+        "env": ("linux/ppc64le=65536, 16KiB", ((P("linux/ppc64le"), 65536), (None, 16384))),
+    },
+    "qemu_cpus": {
+        "cli": ("linux/arm64=cortex-a72", ((P("linux/arm64"), "cortex-a72"),)),
+        "ini": ("linux/amd64=Nehalem", ((P("linux/amd64"), "Nehalem"),)),
+        "env": ("linux/arm/v6=arm1176", ((P("linux/arm/v6"), "arm1176"),)),
+    },
 }
 
 

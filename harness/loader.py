@@ -1,0 +1,495 @@
+"""Where the dynamic loader finds each library a file needs, worked out from the image's
+bytes alone, the way glibc's ``ld.so`` (or musl's) searches when the file starts.
+
+For one root file (an executable, or a library loaded on its own as ``ld.so --list``
+loads it), :meth:`Resolver.closure` loads its needs breadth first, as the loader does:
+
+- a name with a slash is that path;
+- a name matching an object already loaded (the name it was loaded by, or its
+  ``DT_SONAME``) is that object, the loader itself included;
+- otherwise, glibc searches: the ``DT_RPATH`` of the object that needs it and of each
+  object up the chain that loaded it (only when the needing object has no
+  ``DT_RUNPATH``), ``LD_LIBRARY_PATH`` from the image config, the object's own
+  ``DT_RUNPATH``, ``/etc/ld.so.cache``, then the loader's system directories (the last two
+  not for a ``DF_1_NODEFLIB`` object). ``$ORIGIN``, ``$LIB`` and ``$PLATFORM`` are
+  expanded. musl searches ``LD_LIBRARY_PATH``, the run path of each object up the chain,
+  then ``/etc/ld-musl-ARCH.path`` (or ``/lib:/usr/local/lib:/usr/lib``);
+- in each directory, the name is followed through symlinks inside the image, and a file
+  of another class, machine or ABI (or no ELF file at all) is skipped, as the loader skips
+  it;
+- a file found under a second name is the object already loaded.
+
+The loader never reads ``/etc/ld.so.conf``: ``ldconfig`` does, and writes the cache. So the
+directories it names count only through a cache; a library found only there is reported
+with the fix (run ``ldconfig``). A loader's system directories are where it lives: glibc
+built for Debian's multiarch layout searches ``/lib/TRIPLET``, ``/usr/lib/TRIPLET``,
+``/lib``, ``/usr/lib``; for ``lib64`` (Fedora, RHEL), ``/lib64`` and ``/usr/lib64``.
+
+What it cannot see: ``dlopen`` by a name computed at run time, ``LD_LIBRARY_PATH`` or
+``LD_PRELOAD`` set by a wrapper script, glibc-hwcaps and legacy hwcap subdirectories
+(chosen by the CPU), and a ``$PLATFORM`` that depends on the CPU (taken here as the
+platform's usual value).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import posixpath
+import re
+import struct
+from collections import Counter, deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from .elf import ABI_BITS, EM_ARM, ELFInfo
+from .layers import Filesystem, Node
+
+#: Debian's multiarch triplet of each (class, big endian, machine): where a loader that
+#: cannot be found would have looked.
+TRIPLETS = {
+    (64, False, 62): "x86_64-linux-gnu",
+    (32, False, 3): "i386-linux-gnu",
+    (64, False, 183): "aarch64-linux-gnu",
+    (32, False, EM_ARM): "arm-linux-gnueabihf",
+    (64, False, 21): "powerpc64le-linux-gnu",
+    (64, True, 21): "powerpc64-linux-gnu",
+    (64, True, 22): "s390x-linux-gnu",
+    (64, False, 243): "riscv64-linux-gnu",
+    (64, False, 8): "mips64el-linux-gnuabi64",
+    (64, True, 8): "mips64-linux-gnuabi64",
+    (64, False, 258): "loongarch64-linux-gnu",
+}
+#: ``$PLATFORM`` (AT_PLATFORM) as the kernel usually sets it, per (class, machine).
+PLATFORMS = {(64, 62): "x86_64", (32, 3): "i686", (64, 183): "aarch64", (32, EM_ARM): "v7l", (64, 243): "riscv64"}
+MUSL_DEFAULT = ("/lib", "/usr/local/lib", "/usr/lib")
+CACHE_MAGIC = b"glibc-ld.so.cache1.1"
+OLD_CACHE_MAGIC = b"ld.so-1.7.0"
+#: How deep ld.so.conf includes may nest.
+MAX_INCLUDE_DEPTH = 8
+_TOKEN = re.compile(r"\$(\{(\w+)\}|(\w+))")
+_EM = re.compile(r" \(EM_\w+\)")
+_LOADER_NAME = re.compile(r"ld(-linux)?[-\w.]*\.so(\.\d+)*|ld64\.so\.\d+|ld\.so\.\d+")
+
+
+@dataclass(frozen=True)
+class Flavor:
+    """What the loader requires of every object it loads together: class, byte order,
+    machine and the ABI bits of e_flags (ARM float ABI, MIPS ABI, ...)."""
+
+    elf_class: int
+    big_endian: bool
+    machine: int
+    abi: int
+
+    @classmethod
+    def of(cls, info: ELFInfo) -> Flavor:
+        mask = ABI_BITS.get(info.machine, (0, ""))[0]
+        return cls(info.elf_class, info.big_endian, info.machine, info.flags & mask)
+
+
+@dataclass(frozen=True)
+class Loader:
+    """The loader that starts a file: its path (PT_INTERP, or the image's loader of the
+    file's kind for a library), and where it looks by default."""
+
+    path: str
+    real: str | None
+    musl: bool
+    soname: str | None
+    system_dirs: tuple[str, ...]
+    #: What ``$LIB`` and ``$PLATFORM`` expand to.
+    lib: str
+    platform: str | None
+
+
+@dataclass
+class _Object:
+    real: str
+    path: str
+    names: set[str]
+    info: ELFInfo
+    loader: _Object | None  # the object whose need loaded it
+
+    @property
+    def origin(self) -> str:
+        return posixpath.dirname(self.path)
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """A library of a closure: the name it was first needed by, where it was found (as
+    ``ld.so --list`` prints it) and the file that is."""
+
+    name: str
+    path: str
+    real: str
+    needer: str
+
+
+@dataclass(frozen=True)
+class Missing:
+    """A need no searched directory meets."""
+
+    name: str
+    needer: str
+    looked: tuple[str, ...]
+    #: Files of that name the loader skipped: "PATH is ELF64 LSB x86-64".
+    skipped: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class VersionProblem:
+    needer: str
+    version: str
+    library: str  # the name it is needed by (vn_file)
+    provider: str  # the file that name resolved to
+    newest: str | None  # the newest version of that kind the provider defines
+
+
+@dataclass
+class Closure:
+    root: str
+    loader: Loader | None
+    loaded: list[Loaded] = field(default_factory=list)
+    missing: list[Missing] = field(default_factory=list)
+    versions: list[VersionProblem] = field(default_factory=list)
+    #: (needer, name) of every need that was met.
+    met: set[tuple[str, str]] = field(default_factory=set)
+
+    def resolution(self) -> dict[str, str | None]:
+        """Name -> the file it resolved to (None: not found), as ``ld.so --list`` prints
+        them; the loader itself is left out."""
+        out: dict[str, str | None] = {lib.name: lib.real for lib in self.loaded}
+        out.update((m.name, None) for m in self.missing if m.name not in out)
+        return out
+
+
+class Resolver:
+    """Library resolution over one platform's flattened filesystem."""
+
+    def __init__(self, fs: Filesystem, env: Iterable[str] = ()) -> None:
+        self.fs = fs
+        values = dict(item.partition("=")[::2] for item in env)
+        self.env_path = tuple(d for d in re.split("[:;]", values.get("LD_LIBRARY_PATH", "")) if d)
+        self.cache = _read_cache(fs)
+        self._loaders: dict[tuple[str | None, Flavor], Loader | None] = {}
+        self._search: dict[tuple[str, tuple[str, ...], Flavor], tuple[str, str] | list[str]] = {}
+        self._conf_dirs: tuple[str, ...] | None = None
+        self._by_name: dict[str, list[str]] | None = None
+
+    # --- the loader ------------------------------------------------------------------------
+    def loader_for(self, info: ELFInfo) -> Loader | None:
+        """The loader that runs a file: its own PT_INTERP, else (a library) the loader the
+        image's executables of its kind name most, else a file that is one."""
+        flavor = Flavor.of(info)
+        key = (info.interp, flavor)
+        if key not in self._loaders:
+            path = info.interp or self._flavor_loader(flavor)
+            self._loaders[key] = self._make_loader(path, info) if path else None
+        return self._loaders[key]
+
+    def _flavor_loader(self, flavor: Flavor) -> str | None:
+        named = Counter(
+            n.elf.interp
+            for _, n in self.fs.elf_files()
+            if n.elf is not None and n.elf.interp and Flavor.of(n.elf) == flavor and self.fs.lookup(n.elf.interp)
+        )
+        if named:
+            return named.most_common(1)[0][0]
+        for path, n in self.fs.elf_files():
+            dyn = n.elf.dynamic if n.elf else None
+            if (
+                n.elf is not None
+                and dyn is not None
+                and not n.elf.interp
+                and dyn.soname
+                and _LOADER_NAME.fullmatch(dyn.soname)
+                and Flavor.of(n.elf) == flavor
+            ):
+                return path
+        return None
+
+    def _make_loader(self, path: str, info: ELFInfo) -> Loader:
+        real = self.fs.resolve(path)
+        node = self.fs.nodes.get(real) if real else None
+        dyn = node.elf.dynamic if node is not None and node.elf is not None else None
+        musl = "ld-musl-" in posixpath.basename(path)
+        platform = PLATFORMS.get((info.elf_class, info.machine))
+        if musl:
+            arch = posixpath.basename(path).removeprefix("ld-musl-").split(".so", 1)[0]
+            return Loader(path, real, True, dyn.soname if dyn else None, self._musl_dirs(arch), "lib", platform)
+        if real is not None:
+            rel = posixpath.dirname(real).removeprefix("/usr").strip("/")
+        else:
+            triplet = TRIPLETS.get((info.elf_class, info.big_endian, info.machine))
+            rel = f"lib/{triplet}" if triplet else "lib"
+        if rel in ("lib", "lib64"):
+            dirs: tuple[str, ...] = (f"/{rel}", f"/usr/{rel}")
+        else:
+            dirs = (f"/{rel}", f"/usr/{rel}", "/lib", "/usr/lib")
+        return Loader(path, real, False, dyn.soname if dyn else None, dirs, rel, platform)
+
+    def _musl_dirs(self, arch: str) -> tuple[str, ...]:
+        node = self.fs.lookup(f"/etc/ld-musl-{arch}.path")
+        if node is None or node.data is None:
+            return MUSL_DEFAULT
+        return tuple(d for d in re.split(r"[:\n]", node.data.decode("utf-8", "replace")) if d.strip())
+
+    # --- one closure -----------------------------------------------------------------------
+    def closure(self, root: str) -> Closure:
+        """The libraries ``root`` loads, as the loader loads them when it starts it."""
+        real = self.fs.resolve(root) or root
+        node = self.fs.nodes.get(real)
+        info = node.elf if node is not None else None
+        if info is None or info.dynamic is None:
+            return Closure(root, None)
+        loader = self.loader_for(info)
+        out = Closure(root, loader)
+        flavor = Flavor.of(info)
+        main = _Object(real, root, {root}, info, None)
+        if info.dynamic.soname:
+            main.names.add(info.dynamic.soname)
+        objects = [main]
+        if loader is not None and loader.real is not None:
+            rtld_node = self.fs.nodes.get(loader.real)
+            if rtld_node is not None and rtld_node.elf is not None and loader.real != real:
+                names = {loader.path} | ({loader.soname} if loader.soname else set())
+                objects.append(_Object(loader.real, loader.path, names, rtld_node.elf, None))
+        queue = deque([main])
+        while queue:
+            obj = queue.popleft()
+            dyn = obj.info.dynamic
+            assert dyn is not None
+            for name in dyn.needed:
+                if any(name in o.names and o.real for o in objects):
+                    out.met.add((obj.real, name))
+                    continue
+                if any(name in o.names for o in objects):
+                    continue  # not found before
+                found = self._find(name, obj, flavor, loader)
+                if isinstance(found, list):
+                    looked = self._looked(name, obj, loader)
+                    out.missing.append(Missing(name, obj.real, looked, tuple(found)))
+                    objects.append(_Object("", name, {name}, obj.info, obj))  # "not found", once
+                    continue
+                path, freal = found
+                out.met.add((obj.real, name))
+                same = next((o for o in objects if o.real == freal), None)
+                if same is not None:
+                    same.names.add(name)
+                    continue
+                lib_node = self.fs.nodes[freal]
+                assert lib_node.elf is not None
+                new = _Object(freal, path, {name}, lib_node.elf, obj)
+                lib_dyn = lib_node.elf.dynamic
+                if lib_dyn is not None and lib_dyn.soname:
+                    new.names.add(lib_dyn.soname)
+                objects.append(new)
+                out.loaded.append(Loaded(name, path, freal, obj.real))
+                if lib_dyn is not None and not lib_dyn.unread:
+                    queue.append(new)
+        if loader is None or not loader.musl:
+            out.versions = _version_problems(objects)
+        return out
+
+    def _dirs(self, obj: _Object, loader: Loader | None) -> list[str]:
+        """The directories searched for a need of ``obj``, in order, with their tokens
+        expanded; the cache is marked by an empty entry."""
+        dyn = obj.info.dynamic
+        assert dyn is not None
+        dirs: list[str] = []
+        if loader is not None and loader.musl:
+            dirs += self.env_path
+            chain: _Object | None = obj
+            while chain is not None:
+                cdyn = chain.info.dynamic
+                dirs += self._expand(cdyn.runpath or cdyn.rpath if cdyn else None, chain, loader)
+                chain = chain.loader
+            return dirs + list(loader.system_dirs)
+        if not dyn.runpath:
+            chain = obj
+            while chain is not None:
+                cdyn = chain.info.dynamic
+                if cdyn is not None and not cdyn.runpath:
+                    dirs += self._expand(cdyn.rpath, chain, loader)
+                chain = chain.loader
+        dirs += self.env_path
+        dirs += self._expand(dyn.runpath, obj, loader)
+        if not dyn.nodeflib:
+            dirs.append("")  # the cache
+            dirs += loader.system_dirs if loader is not None else ()
+        return dirs
+
+    def _expand(self, value: str | None, obj: _Object, loader: Loader | None) -> list[str]:
+        known = {
+            "ORIGIN": obj.origin,
+            "LIB": loader.lib if loader else "lib",
+            "PLATFORM": loader.platform if loader else None,
+        }
+        out = []
+        for part in (value or "").split(":"):
+            names = [m.group(2) or m.group(3) for m in _TOKEN.finditer(part)]
+            if not part or any(known.get(n) is None for n in names):
+                continue  # glibc leaves out a path with a token it cannot expand
+            expanded = _TOKEN.sub(lambda m: known[m.group(2) or m.group(3)] or "", part)
+            out.append(expanded if expanded.startswith("/") else "/" + expanded)
+        return out
+
+    def _find(self, name: str, obj: _Object, flavor: Flavor, loader: Loader | None) -> tuple[str, str] | list[str]:
+        """(path as found, real path) of the library, or the files of that name it skipped."""
+        if "/" in name:
+            return self._try([name if name.startswith("/") else "/" + name], flavor)
+        dirs = tuple(self._dirs(obj, loader))
+        key = (name, dirs, flavor)
+        if key not in self._search:
+            candidates = []
+            for d in dirs:
+                if d:
+                    candidates.append(posixpath.join(d, name))
+                else:
+                    candidates.extend(self.cache.get(name, ()))
+            self._search[key] = self._try(candidates, flavor)
+        return self._search[key]
+
+    def _try(self, candidates: Sequence[str], flavor: Flavor) -> tuple[str, str] | list[str]:
+        skipped: list[str] = []
+        seen: set[str] = set()
+        for cand in candidates:
+            real = self.fs.resolve(cand)
+            node = self.fs.nodes.get(real) if real else None
+            if real is None or node is None or node.kind != "file":
+                continue
+            if node.elf is not None and Flavor.of(node.elf) == flavor:
+                return posixpath.normpath(cand), real
+            if real not in seen:  # one file under several names (merged /usr) is said once
+                seen.add(real)
+                what = _EM.sub("", node.elf.identity) if node.elf is not None else "no ELF file"
+                skipped.append(f"{cand} is {what}")
+        return skipped
+
+    def _looked(self, name: str, obj: _Object, loader: Loader | None) -> tuple[str, ...]:
+        out: list[str] = []
+        for d in self._dirs(obj, loader):
+            entry = d or ("/etc/ld.so.cache" if self.cache else "")
+            if entry and entry not in out:
+                out.append(entry)
+        return tuple(out)
+
+    # --- why a library was not found -------------------------------------------------------
+    def hint(self, missing: Missing, flavor: Flavor) -> str:
+        """Where a file of the missing name is in the image after all, and the fix."""
+        for path in self.by_name().get(missing.name, ()):
+            node = self.fs.nodes.get(path)
+            if node is None or node.elf is None or Flavor.of(node.elf) != flavor:
+                continue
+            where = posixpath.dirname(path)
+            if where in self.conf_dirs():
+                if not self.fs.lookup("/etc/ld.so.cache"):
+                    return (
+                        f"{path} is in {where}, which /etc/ld.so.conf names, but the image has no "
+                        "/etc/ld.so.cache (the loader reads only the cache): run ldconfig when building the image"
+                    )
+                return (
+                    f"{path} is in {where}, which /etc/ld.so.conf names, but /etc/ld.so.cache does not list it: "
+                    "run ldconfig after installing it"
+                )
+            return f"{path} has that name, in a directory the loader does not search"
+        return ""
+
+    def by_name(self) -> dict[str, list[str]]:
+        if self._by_name is None:
+            self._by_name = {}
+            for path, n in self.fs.elf_files():
+                if n.elf is not None:
+                    self._by_name.setdefault(posixpath.basename(path), []).append(path)
+            for path, n in self.fs.nodes.items():
+                if n.kind == "symlink":
+                    real = self.fs.resolve(path)
+                    target = self.fs.nodes.get(real) if real else None
+                    if target is not None and target.elf is not None:
+                        self._by_name.setdefault(posixpath.basename(path), []).append(real or path)
+        return self._by_name
+
+    def conf_dirs(self) -> tuple[str, ...]:
+        """The directories ``/etc/ld.so.conf`` and its includes name, as ldconfig reads them."""
+        if self._conf_dirs is None:
+            self._conf_dirs = tuple(dict.fromkeys(self._conf("/etc/ld.so.conf", 0)))
+        return self._conf_dirs
+
+    def _conf(self, path: str, depth: int) -> list[str]:
+        node = self.fs.lookup(path)
+        if node is None or node.data is None or depth > MAX_INCLUDE_DEPTH:
+            return []
+        out: list[str] = []
+        for line in node.data.decode("utf-8", "replace").splitlines():
+            line = line.split("#", 1)[0].strip()
+            if line.startswith("include") and line[7:8].isspace():
+                for pattern in line[8:].split():
+                    pattern = pattern if pattern.startswith("/") else posixpath.join(posixpath.dirname(path), pattern)
+                    for match in sorted(p for p in self.fs.nodes if fnmatch.fnmatchcase(p, pattern)):
+                        out += self._conf(match, depth + 1)
+            elif line and not line.startswith("hwcap"):
+                out += [d.split("=", 1)[0].rstrip("/") or "/" for d in re.split(r"[\s:,]+", line) if d]
+        return out
+
+
+def _version_problems(objects: list[_Object]) -> list[VersionProblem]:
+    out = []
+    for obj in objects:
+        dyn = obj.info.dynamic
+        if not obj.real or dyn is None:
+            continue
+        for library, versions in dyn.verneed:
+            provider = next((o for o in objects if library in o.names), None)
+            pdyn = provider.info.dynamic if provider is not None and provider.real else None
+            if provider is None or pdyn is None or not pdyn.verdef:
+                continue  # not found (reported as such), or it has no versions: glibc only warns
+            for version, weak in versions:
+                if not weak and version not in pdyn.verdef:
+                    out.append(VersionProblem(obj.real, version, library, provider.real, newest(version, pdyn.verdef)))
+    return out
+
+
+def newest(version: str, defined: Iterable[str]) -> str | None:
+    """The newest of ``defined`` of the same kind as ``version``: GLIBC_2.36 for GLIBC_2.38."""
+    kind = _kind(version)
+    same = [v for v in defined if _kind(v) == kind]
+    return max(same, key=_version_key) if same else None
+
+
+def _kind(version: str) -> str:
+    return re.sub(r"[\d.]+$", "", version)
+
+
+def _version_key(version: str) -> tuple[int, ...]:
+    tail = version[len(_kind(version)) :]
+    return tuple(int(x) for x in tail.split(".") if x.isdigit())
+
+
+def _read_cache(fs: Filesystem) -> dict[str, list[str]]:
+    """Name -> paths of ``/etc/ld.so.cache`` (glibc's format 1.1, alone or after the old
+    format); {} when there is none or it cannot be read."""
+    node: Node | None = fs.lookup("/etc/ld.so.cache")
+    data = node.data if node is not None else None
+    if not data:
+        return {}
+    at = data.find(CACHE_MAGIC)
+    if at < 0:
+        return {}
+    out: dict[str, list[str]] = {}
+    try:
+        nlibs, _strings = struct.unpack_from("<II", data, at + 20)
+        end = ">" if nlibs > 0xFFFFFF else "<"  # written in the image's byte order
+        nlibs, _strings = struct.unpack_from(end + "II", data, at + 20)
+        for i in range(min(nlibs, len(data) // 24)):
+            _flags, key, value, _os, _hwcap = struct.unpack_from(end + "iIIIQ", data, at + 48 + 24 * i)
+            # String offsets count from the header of this format.
+            out.setdefault(_cstr(data, at + key), []).append(_cstr(data, at + value))
+    except (struct.error, IndexError, UnicodeDecodeError):
+        return {}
+    return out
+
+
+def _cstr(data: bytes, at: int) -> str:
+    end = data.index(b"\0", at)
+    return data[at:end].decode("utf-8", "surrogateescape")
