@@ -7,10 +7,15 @@ what was found, and where.
 from __future__ import annotations
 
 import fnmatch
+import hashlib
+import json
+import os
 import posixpath
 import re
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from .arch import ARM_CPU_ARCH, ARM_MAX_CPU_ARCH, expected_uname, page_sizes, spec_for
@@ -608,6 +613,9 @@ class BuiltinCheck:
     about: str
     #: The ``skip`` codes with which a skip still lets the gate pass the platform.
     skip_allowed: tuple[str, ...] = ()
+    #: Its result is a function of the platform's bytes and the settings alone, so it is
+    #: kept on disk by manifest digest and a second run of the same digest reads it back.
+    cached: bool = False
 
 
 def _config(ctx: CheckContext, target: Target) -> CheckResult:
@@ -659,6 +667,7 @@ BUILTIN_CHECKS: list[BuiltinCheck] = [
         False,
         "every ELF file is code this platform runs: machine, class, ABI, loader, ARM level, Go settings",
         (NO_ELF_FILES,),
+        cached=True,
     ),
     BuiltinCheck(
         "libs",
@@ -666,6 +675,7 @@ BUILTIN_CHECKS: list[BuiltinCheck] = [
         False,
         "every library each dynamic ELF file needs is found as the loader searches, with the symbol versions it needs",
         (NO_DYNAMIC,),
+        cached=True,
     ),
     BuiltinCheck(
         "pages",
@@ -673,11 +683,55 @@ BUILTIN_CHECKS: list[BuiltinCheck] = [
         False,
         "every ELF file's PT_LOAD alignment allows the page size named (--page-size); else the largest is reported",
         (NO_ELF_FILES,),
+        cached=True,
     ),
     BuiltinCheck(
         "uname", _uname, True, "`uname -m` in a running container prints what this platform's kernel says", (NO_UNAME,)
     ),
 ]
+
+
+#: Bump when a cached result's meaning changes in a way the code hash does not catch.
+RESULTS_FORMAT = 1
+_CODE: str | None = None
+
+
+def _code_hash() -> str:
+    """A hash of the harness's own code: a result is reused only by the code that made it."""
+    global _CODE
+    if _CODE is None:
+        digest = hashlib.sha256()
+        for path in sorted(Path(__file__).parent.glob("*.py")):
+            digest.update(path.name.encode() + b"\0" + path.read_bytes())
+        _CODE = digest.hexdigest()
+    return _CODE
+
+
+def results_key(check: str, platform: str, digest: str, settings: dict[str, object]) -> str:
+    """The key of one cached check result: the check, the platform's manifest digest (which
+    names its config and layers), every setting the check reads, and the code."""
+    doc = [RESULTS_FORMAT, _code_hash(), check, platform, digest, sorted(settings.items())]
+    return hashlib.sha256(json.dumps(doc, default=list).encode()).hexdigest()
+
+
+def read_result(cache: Path, key: str) -> CheckResult | None:
+    try:
+        doc = json.loads((cache / f"{key}.json").read_text())
+        return CheckResult(doc["outcome"], doc["detail"], warnings=tuple(doc["warnings"]), skip=doc["skip"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # not there, or damaged: worked out again
+
+
+def write_result(cache: Path, key: str, result: CheckResult) -> None:
+    doc = {"outcome": result.outcome, "detail": result.detail, "warnings": list(result.warnings), "skip": result.skip}
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=cache, prefix=".partial-")
+        with os.fdopen(fd, "w") as fh:
+            json.dump(doc, fh)
+        os.replace(tmp, cache / f"{key}.json")
+    except OSError:
+        pass  # a cache that cannot be written only costs the next run the work
 
 
 def builtin_checks() -> tuple[BuiltinCheck, ...]:

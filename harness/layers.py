@@ -61,7 +61,7 @@ CHUNK = 1 << 20
 #: buffered in a temporary file, so memory stays bounded whatever the image holds.
 SPOOL_IN_MEMORY = 16 << 20
 #: Bump when what an index records changes: old cache entries are then ignored.
-INDEX_FORMAT = 5
+INDEX_FORMAT = 6
 #: Files the loader reads besides ELF files, kept whole in the index: where it looks for
 #: libraries (see :mod:`harness.loader`).
 LOADER_FILES = re.compile(r"/etc/(ld\.so\.cache|ld\.so\.conf|ld\.so\.conf\.d/[^/]+|ld-musl-[\w-]+\.path)")

@@ -133,7 +133,7 @@ class Missing:
     name: str
     needer: str
     looked: tuple[str, ...]
-    #: Files of that name the loader skipped: "PATH is ELF64 LSB x86-64".
+    #: Files of that name the loader skipped: "PATH: ELF64 LSB x86-64".
     skipped: tuple[str, ...] = ()
 
 
@@ -176,6 +176,14 @@ class Resolver:
         self._search: dict[tuple[str, tuple[str, ...], Flavor], tuple[str, str] | list[str]] = {}
         self._conf_dirs: tuple[str, ...] | None = None
         self._by_name: dict[str, list[str]] | None = None
+        self._real: dict[str, str | None] = {}
+        self._dir_lists: dict[tuple[object, ...], tuple[str, ...]] = {}
+
+    def resolve(self, path: str) -> str | None:
+        """:meth:`Filesystem.resolve`, remembered: the same names are looked up for every root."""
+        if path not in self._real:
+            self._real[path] = self.fs.resolve(path)
+        return self._real[path]
 
     # --- the loader ------------------------------------------------------------------------
     def loader_for(self, info: ELFInfo) -> Loader | None:
@@ -238,7 +246,7 @@ class Resolver:
     # --- one closure -----------------------------------------------------------------------
     def closure(self, root: str) -> Closure:
         """The libraries ``root`` loads, as the loader loads them when it starts it."""
-        real = self.fs.resolve(root) or root
+        real = self.resolve(root) or root
         node = self.fs.nodes.get(real)
         info = node.elf if node is not None else None
         if info is None or info.dynamic is None:
@@ -292,6 +300,22 @@ class Resolver:
             out.versions = _version_problems(objects)
         return out
 
+    def _dir_list(self, obj: _Object, loader: Loader | None) -> tuple[str, ...]:
+        """:meth:`_dirs`, remembered by what it depends on: most objects name no search path
+        of their own nor have one up their chain, and share one list."""
+        own = obj.info.dynamic
+        chain: list[object] = [own.nodeflib if own is not None else False]
+        link: _Object | None = obj
+        while link is not None:
+            dyn = link.info.dynamic
+            if dyn is not None and (dyn.rpath or dyn.runpath):
+                chain.append((link is obj, link.path, dyn.rpath, dyn.runpath))
+            link = link.loader
+        key = (loader, tuple(chain))
+        if key not in self._dir_lists:
+            self._dir_lists[key] = tuple(self._dirs(obj, loader))
+        return self._dir_lists[key]
+
     def _dirs(self, obj: _Object, loader: Loader | None) -> list[str]:
         """The directories searched for a need of ``obj``, in order, with their tokens
         expanded; the cache is marked by an empty entry."""
@@ -339,7 +363,7 @@ class Resolver:
         """(path as found, real path) of the library, or the files of that name it skipped."""
         if "/" in name:
             return self._try([name if name.startswith("/") else "/" + name], flavor)
-        dirs = tuple(self._dirs(obj, loader))
+        dirs = self._dir_list(obj, loader)
         key = (name, dirs, flavor)
         if key not in self._search:
             candidates = []
@@ -355,7 +379,7 @@ class Resolver:
         skipped: list[str] = []
         seen: set[str] = set()
         for cand in candidates:
-            real = self.fs.resolve(cand)
+            real = self.resolve(cand)
             node = self.fs.nodes.get(real) if real else None
             if real is None or node is None or node.kind != "file":
                 continue
@@ -364,7 +388,7 @@ class Resolver:
             if real not in seen:  # one file under several names (merged /usr) is said once
                 seen.add(real)
                 what = _EM.sub("", node.elf.identity) if node.elf is not None else "no ELF file"
-                skipped.append(f"{cand} is {what}")
+                skipped.append(f"{cand}: {what}")
         return skipped
 
     def _looked(self, name: str, obj: _Object, loader: Loader | None) -> tuple[str, ...]:

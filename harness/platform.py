@@ -42,6 +42,9 @@ _ARM_VARIANTS = ("v8", "v7", "v6", "v5")
 #: suggested as corrections.
 KNOWN: tuple[str, ...] = (
     "linux/amd64",
+    "linux/amd64/v2",
+    "linux/amd64/v3",
+    "linux/amd64/v4",
     "linux/386",
     "linux/arm64",
     "linux/arm/v7",
@@ -100,6 +103,11 @@ class Platform:
         if arch == "arm64":
             if variant in ("v8", "8"):
                 variant = None
+        elif arch == "amd64":
+            if variant is not None and variant.isdigit():
+                variant = "v" + variant
+            if variant == "v1":  # every x86-64 CPU: plain amd64, as containerd has it
+                variant = None
         elif arch == "arm":
             if variant is None:
                 variant = _DEFAULT_VARIANT["arm"]
@@ -132,6 +140,9 @@ class Platform:
         """
         out = [self]
         if self.architecture == "amd64":
+            # The x86-64 levels run natively only on CPUs that reach them: the platform's
+            # own tests, and the elf check's level rule, tell.
+            out += [Platform(self.os, "amd64", v) for v in ("v2", "v3", "v4") if v != self.variant]
             out.append(Platform(self.os, "386"))
         elif self.architecture == "arm64":
             out += [Platform(self.os, "arm", v) for v in _ARM_VARIANTS]

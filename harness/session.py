@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from . import checks
 from . import probe as probing
 from .arch import page_sizes
-from .checks import PASSED, SKIPPED, CheckResult
+from .checks import PASSED, SKIPPED, CheckResult, read_result, results_key, write_result
 from .engine import UNAVAILABLE, Engine, EngineError, Mode
 from .errors import MultiarchError
 from .layers import DEFAULT_MAX_LAYER_BYTES, Filesystem
@@ -169,7 +169,7 @@ class Harness:
         spec = checks.builtin(check)
         if spec.needs_engine:
             raise ValueError(f"the {check} check runs containers: audit() runs only static checks")
-        return {t.platform: spec.run(self, t) for t in self.planner.static_targets(image)}
+        return {t.platform: self.check(check, t) for t in self.planner.static_targets(image)}
 
     # --- checks --------------------------------------------------------------------------------
     def check(self, name: str, target: Target) -> CheckResult:
@@ -179,7 +179,21 @@ class Harness:
             stand_in = unavailable(target, self.strict_platforms)
             if stand_in is not None:
                 return stand_in
-        return spec.run(self, target)
+        if not spec.cached:
+            return spec.run(self, target)
+        settings = {
+            "include": self.elf_include,
+            "exclude": self.elf_exclude,
+            "strict_elf": self.strict_elf,
+            "page_size": self.page_size(target.platform),
+        }
+        key = results_key(name, str(target.platform), target.digest, settings)
+        cache = self.planner.registry.cache_dir / "results"
+        found = read_result(cache, key)
+        if found is None:
+            found = spec.run(self, target)
+            write_result(cache, key, found)
+        return found
 
     def probe(self, target: Target) -> CheckResult:
         """Time the slowdown probe's commands (:mod:`harness.probe`) on ``target``'s platform:

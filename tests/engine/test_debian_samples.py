@@ -77,8 +77,9 @@ def test_clean_debian_passes_every_check_and_test_everywhere(run, debian_samples
     assert image["missing_platforms"] == []
     assert [p["platform"] for p in image["platforms"]] == DEBIAN_PLATFORMS
     for plat in image["platforms"]:
-        checks = {name: plat["checks"][name]["outcome"] for name in ("config", "elf", "uname")}
-        assert checks == {"config": "passed", "elf": "passed", "uname": "passed"}, plat
+        names = ("config", "elf", "libs", "pages", "uname")
+        checks = {name: plat["checks"][name]["outcome"] for name in names}
+        assert checks == dict.fromkeys(names, "passed"), plat
         assert outcomes(plat) == dict.fromkeys(USER_TESTS, "passed"), plat
     # No false alarm anywhere: not one failed item names the clean image.
     assert [line for line in result.stdout.lines if line.startswith("FAILED") and "samples/debian:1.0" in line] == []
@@ -127,8 +128,20 @@ def test_defects_image_passes_where_it_has_no_defect(run, debian_samples):
         assert outcomes(plats[name]) == dict.fromkeys(USER_TESTS, "passed")
     for name in DEBIAN_PLATFORMS:
         assert plats[name]["checks"]["config"]["outcome"] == plats[name]["checks"]["uname"]["outcome"] == "passed"
+        assert plats[name]["checks"]["pages"]["outcome"] == "passed"
         # The same roots: the layer on top adds no warning and takes none away.
         assert warnings(plats[name]) == warnings(clean[name]), name
+
+
+def test_the_loader_skips_the_amd64_libssl_and_the_libs_check_says_so(run, debian_samples):
+    _, data = run
+    plats = by_platform(image_named(data, debian_samples["debian-defects"]))
+    libs = plats["linux/arm64"]["checks"]["libs"]
+    assert libs["outcome"] == "failed"
+    assert "/usr/bin/openssl needs libssl.so.3: not in /lib/aarch64-linux-gnu" in libs["detail"], libs["detail"]
+    assert "the loader skips /lib/aarch64-linux-gnu/libssl.so.3: ELF64 LSB x86-64" in libs["detail"], libs["detail"]
+    for name in ("linux/amd64", "linux/386", "linux/arm/v7", "linux/ppc64le", "linux/s390x"):
+        assert plats[name]["checks"]["libs"]["outcome"] == "passed", plats[name]["checks"]["libs"]
 
 
 def test_amd64_libssl_in_arm64_fails_at_run_time_too(run, debian_samples):
