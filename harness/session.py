@@ -30,7 +30,7 @@ from .planner import ImagePlan, PlanError, Planner, Target, unavailable
 from .platform import Platform, parse_list
 from .pool import DEFAULT_EMULATION_FACTOR, ContainerPool
 from .registry import Registry
-from .sources import DEFAULT_SCRATCH_REGISTRY, Source
+from .sources import DEFAULT_SCRATCH_REGISTRY, RegistrySource, Source
 
 if TYPE_CHECKING:
     from .container import CommandResult, Container
@@ -179,7 +179,9 @@ class Harness:
             stand_in = unavailable(target, self.strict_platforms)
             if stand_in is not None:
                 return stand_in
-        if not spec.cached:
+        # Only a registry's blobs are verified as they are fetched and kept by digest; a
+        # layout or archive on disk may have changed under the same digest, and is read again.
+        if not spec.cached or not isinstance(self.planner.source(target.image), RegistrySource):
             return spec.run(self, target)
         settings = {
             "include": self.elf_include,

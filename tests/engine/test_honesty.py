@@ -124,7 +124,7 @@ def test_filters_never_drop_the_built_in_checks(selection, samples, where, no_le
     result, data = run_plugin(where, "--image", samples["amd64-tarball"], "--platforms", PLATFORMS, *selection)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     arm64 = by_platform(image_named(data, samples["amd64-tarball"]))["linux/arm64"]
-    assert set(arm64["checks"]) == {"config", "elf", "uname"}
+    assert set(arm64["checks"]) == {"config", "elf", "libs", "pages", "uname"}
     assert arm64["checks"]["elf"]["outcome"] == "failed"
     assert data["complete"] is False
     assert data["run"]["deselected"], data["run"]

@@ -53,8 +53,9 @@ def test_fixtures_and_results(contract, samples, no_leftovers):
     result.stdout.fnmatch_lines(
         ["*test_run_result?linux/arm64? PASSED*", "*test_fails_on_s390x_only?linux/s390x? FAILED*"]
     )
-    # 1 index + 3 platforms x 3 checks + 5 tests x 3 platforms (no probe: the tests are the samples)
-    result.assert_outcomes(passed=1 + 9 + 14, failed=1)
+    # 1 index + 3 platforms x 4 checks (libs is skipped: busybox is static) + 5 tests x 3 platforms
+    # (no probe: the tests are the samples)
+    result.assert_outcomes(passed=1 + 12 + 14, failed=1, skipped=3)
     plats = by_platform(image_named(data, samples["good"]))
     assert [t["outcome"] for t in plats["linux/s390x"]["tests"]].count("failed") == 1
     result.stdout.fnmatch_lines(
@@ -82,7 +83,7 @@ def test_m(platform, container):
         },
     )
     result, data = run_plugin(where, "--platforms", "linux/amd64,linux/arm/v7")
-    result.assert_outcomes(passed=1 + 6 + 2)
+    result.assert_outcomes(passed=1 + 8 + 2, skipped=2)
     assert image_named(data, samples["lost-arm64"])["missing_platforms"] == []
 
 
@@ -223,7 +224,8 @@ def test_slow(container, i):
 def test_the_probe_runs_where_no_user_test_does(samples, tmp_path_factory, no_leftovers):
     where = project(tmp_path_factory, "probe", {"test_none.py": "def test_plain():\n    pass\n"})
     result, data = run_plugin(where, "--image", samples["good"], "--platforms", "linux/amd64,linux/s390x")
-    result.assert_outcomes(passed=1 + 6 + 2 + 1)  # index, 3 checks and the probe per platform, test_plain
+    # index, 4 checks and the probe per platform (libs skipped: busybox is static), test_plain
+    result.assert_outcomes(passed=1 + 8 + 2 + 1, skipped=2)
     plats = by_platform(image_named(data, samples["good"]))
     for name in ("linux/amd64", "linux/s390x"):
         assert set(plats[name]["probe_s"]) == {"start", "shell", "hash"}
@@ -233,5 +235,5 @@ def test_the_probe_runs_where_no_user_test_does(samples, tmp_path_factory, no_le
     result, data = run_plugin(
         where, "--image", samples["good"], "--platforms", "linux/amd64,linux/s390x", "--slowdown-probe", "never"
     )
-    result.assert_outcomes(passed=1 + 6 + 1)
+    result.assert_outcomes(passed=1 + 8 + 1, skipped=2)
     assert by_platform(image_named(data, samples["good"]))["linux/s390x"]["slowdown_samples"] == 1

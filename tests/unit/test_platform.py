@@ -68,7 +68,9 @@ def test_fallbacks_follow_containerd():
     def names(p):
         return [str(x) for x in Platform.parse(p).compatible()]
 
-    assert names("linux/amd64") == ["linux/amd64", "linux/386"]
+    # An amd64 engine runs the x86-64 levels natively too (its CPU decides whether it reaches them).
+    assert names("linux/amd64") == ["linux/amd64", "linux/amd64/v2", "linux/amd64/v3", "linux/amd64/v4", "linux/386"]
+    assert names("linux/amd64/v3") == ["linux/amd64/v3", "linux/amd64/v2", "linux/amd64/v4", "linux/386"]
     assert names("linux/arm64") == ["linux/arm64", "linux/arm/v8", "linux/arm/v7", "linux/arm/v6", "linux/arm/v5"]
     assert names("linux/arm/v6") == ["linux/arm/v6", "linux/arm/v5"]
     assert names("linux/arm/v5") == ["linux/arm/v5"]
