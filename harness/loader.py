@@ -4,19 +4,23 @@ bytes alone, the way glibc's ``ld.so`` (or musl's) searches when the file starts
 For one root file (an executable, or a library loaded on its own as ``ld.so --list``
 loads it), :meth:`Resolver.closure` loads its needs breadth first, as the loader does:
 
-- a name with a slash is that path;
+- a name with a slash is that path (``$ORIGIN``, ``$LIB``, ``$PLATFORM`` expanded);
 - a name matching an object already loaded (the name it was loaded by, or its
   ``DT_SONAME``) is that object, the loader itself included;
 - otherwise, glibc searches: the ``DT_RPATH`` of the object that needs it and of each
   object up the chain that loaded it (only when the needing object has no
   ``DT_RUNPATH``), ``LD_LIBRARY_PATH`` from the image config, the object's own
-  ``DT_RUNPATH``, ``/etc/ld.so.cache``, then the loader's system directories (the last two
-  not for a ``DF_1_NODEFLIB`` object). ``$ORIGIN``, ``$LIB`` and ``$PLATFORM`` are
-  expanded. musl searches ``LD_LIBRARY_PATH``, the run path of each object up the chain,
-  then ``/etc/ld-musl-ARCH.path`` (or ``/lib:/usr/local/lib:/usr/lib``);
-- in each directory, the name is followed through symlinks inside the image, and a file
-  of another class, machine or ABI (or no ELF file at all) is skipped, as the loader skips
-  it;
+  ``DT_RUNPATH``, ``/etc/ld.so.cache``, then the loader's system directories (for a
+  ``DF_1_NODEFLIB`` object, only the cache's entries outside them). ``$ORIGIN``, ``$LIB``
+  and ``$PLATFORM`` are expanded. musl searches ``LD_LIBRARY_PATH``, the run path of each
+  object up the chain, then ``/etc/ld-musl-ARCH.path`` (or ``/lib:/usr/local/lib:/usr/lib``);
+  it answers ``libc.*``, ``libm.*``, ``libpthread.*``, ``librt.*``, ``libdl.*``,
+  ``libutil.*`` and ``libxnet.*`` itself, and matches loaded objects by the name they were
+  found under, never by ``DT_SONAME``;
+- in each directory, the name is followed through symlinks inside the image. glibc passes
+  over a file of another class or machine (and, on ARM, an EABI5 file of the other float
+  ABI) and goes on; a file that is no ELF file, or of the other byte order, stops it with
+  an error. musl takes the first file of the name and fails if it cannot load it;
 - a file found under a second name is the object already loaded.
 
 The loader never reads ``/etc/ld.so.conf``: ``ldconfig`` does, and writes the cache. So the
@@ -68,6 +72,9 @@ OLD_CACHE_MAGIC = b"ld.so-1.7.0"
 MAX_INCLUDE_DEPTH = 8
 _TOKEN = re.compile(r"\$(\{(\w+)\}|(\w+))")
 _EM = re.compile(r" \(EM_\w+\)")
+_ARM_FLOAT, _ARM_HARD, _ARM_SOFT = 0x600, 0x400, 0x200
+#: Names musl's loader answers with itself, file or no file (load_library's reserved names).
+_MUSL_OWN = re.compile(r"lib(c|pthread|rt|m|dl|util|xnet)\..*")
 _LOADER_NAME = re.compile(r"ld(-linux)?[-\w.]*\.so(\.\d+)*|ld64\.so\.\d+|ld\.so\.\d+")
 
 
@@ -85,6 +92,30 @@ class Flavor:
     def of(cls, info: ELFInfo) -> Flavor:
         mask = ABI_BITS.get(info.machine, (0, ""))[0]
         return cls(info.elf_class, info.big_endian, info.machine, info.flags & mask)
+
+    def judge(self, node: Node) -> str:
+        """What glibc's loader does with a file of the needed name, of a loader of this
+        flavor (open_verify): ``ok``; ``skip`` (another class or machine, or on ARM an EABI5
+        file of the other float ABI: the search goes on); else why it stops there with an
+        error (no ELF file, the other byte order)."""
+        info = node.elf
+        if info is None:
+            return "it is no ELF file (the loader stops: invalid ELF header)"
+        if info.elf_class != self.elf_class:
+            return "skip"
+        if info.big_endian != self.big_endian:
+            order = "big" if self.big_endian else "little"
+            return f"its byte order is not {order}-endian (the loader stops: ELF file data encoding not {order}-endian)"
+        if info.machine != self.machine:
+            return "skip"
+        if info.machine == EM_ARM:
+            # Measured with Debian 12's armhf loader: a soft-float EABI5 file is passed over;
+            # one with neither float flag, or of another EABI version, is loaded.
+            mine = self.abi & _ARM_FLOAT
+            other = {_ARM_HARD: _ARM_SOFT, _ARM_SOFT: _ARM_HARD}.get(mine)
+            eabi5 = info.flags >> 24 == 5
+            return "skip" if eabi5 and other is not None and info.flags & _ARM_FLOAT == other else "ok"
+        return "ok" if Flavor.of(info).abi == self.abi else "skip"
 
 
 @dataclass(frozen=True)
@@ -253,16 +284,18 @@ class Resolver:
             return Closure(root, None)
         loader = self.loader_for(info)
         out = Closure(root, loader)
-        flavor = Flavor.of(info)
+        musl = loader is not None and loader.musl
+        rtld_node = self.fs.nodes.get(loader.real) if loader is not None and loader.real else None
+        # What the loader accepts is the loader's own kind (its ARM float ABI, say).
+        flavor = Flavor.of(rtld_node.elf if rtld_node is not None and rtld_node.elf is not None else info)
         main = _Object(real, root, {root}, info, None)
-        if info.dynamic.soname:
+        if info.dynamic.soname and not musl:  # musl matches by the name searched for, never DT_SONAME
             main.names.add(info.dynamic.soname)
         objects = [main]
-        if loader is not None and loader.real is not None:
-            rtld_node = self.fs.nodes.get(loader.real)
-            if rtld_node is not None and rtld_node.elf is not None and loader.real != real:
-                names = {loader.path} | ({loader.soname} if loader.soname else set())
-                objects.append(_Object(loader.real, loader.path, names, rtld_node.elf, None))
+        rtld = rtld_node.elf if rtld_node is not None else None
+        if loader is not None and loader.real is not None and loader.real != real and rtld is not None:
+            names = {loader.path} | ({loader.soname} if loader.soname and not musl else set())
+            objects.append(_Object(loader.real, loader.path, names, rtld, None))
         queue = deque([main])
         while queue:
             obj = queue.popleft()
@@ -274,6 +307,9 @@ class Resolver:
                     continue
                 if any(name in o.names for o in objects):
                     continue  # not found before
+                if musl and _MUSL_OWN.fullmatch(name):
+                    out.met.add((obj.real, name))  # musl itself
+                    continue
                 found = self._find(name, obj, flavor, loader)
                 if isinstance(found, list):
                     looked = self._looked(name, obj, loader)
@@ -290,7 +326,7 @@ class Resolver:
                 assert lib_node.elf is not None
                 new = _Object(freal, path, {name}, lib_node.elf, obj)
                 lib_dyn = lib_node.elf.dynamic
-                if lib_dyn is not None and lib_dyn.soname:
+                if lib_dyn is not None and lib_dyn.soname and not musl:
                     new.names.add(lib_dyn.soname)
                 objects.append(new)
                 out.loaded.append(Loaded(name, path, freal, obj.real))
@@ -339,8 +375,8 @@ class Resolver:
                 chain = chain.loader
         dirs += self.env_path
         dirs += self._expand(dyn.runpath, obj, loader)
+        dirs.append("")  # the cache (for a DF_1_NODEFLIB object, its entries outside the system directories)
         if not dyn.nodeflib:
-            dirs.append("")  # the cache
             dirs += loader.system_dirs if loader is not None else ()
         return dirs
 
@@ -360,9 +396,15 @@ class Resolver:
         return out
 
     def _find(self, name: str, obj: _Object, flavor: Flavor, loader: Loader | None) -> tuple[str, str] | list[str]:
-        """(path as found, real path) of the library, or the files of that name it skipped."""
+        """(path as found, real path) of the library, or what stood in the way: the files of
+        that name it passed over, or the one it stopped at."""
+        musl = loader is not None and loader.musl
         if "/" in name:
-            return self._try([name if name.startswith("/") else "/" + name], flavor)
+            expanded = self._expand(name, obj, loader)  # glibc expands tokens in a path too
+            if not expanded:
+                return []
+            path = expanded[0]
+            return self._try([path], flavor, musl)
         dirs = self._dir_list(obj, loader)
         key = (name, dirs, flavor)
         if key not in self._search:
@@ -370,12 +412,16 @@ class Resolver:
             for d in dirs:
                 if d:
                     candidates.append(posixpath.join(d, name))
-                else:
-                    candidates.extend(self.cache.get(name, ()))
-            self._search[key] = self._try(candidates, flavor)
+                    continue
+                # The cache; for a DF_1_NODEFLIB object only its entries outside the system directories.
+                own = obj.info.dynamic
+                nodeflib = own is not None and own.nodeflib
+                system = set(loader.system_dirs) if loader is not None and nodeflib else set()
+                candidates.extend(c for c in self.cache.get(name, ()) if posixpath.dirname(c) not in system)
+            self._search[key] = self._try(candidates, flavor, musl)
         return self._search[key]
 
-    def _try(self, candidates: Sequence[str], flavor: Flavor) -> tuple[str, str] | list[str]:
+    def _try(self, candidates: Sequence[str], flavor: Flavor, musl: bool = False) -> tuple[str, str] | list[str]:
         skipped: list[str] = []
         seen: set[str] = set()
         for cand in candidates:
@@ -383,15 +429,23 @@ class Resolver:
             node = self.fs.nodes.get(real) if real else None
             if real is None or node is None or node.kind != "file":
                 continue
-            if node.elf is not None and Flavor.of(node.elf) == flavor:
+            verdict = flavor.judge(node)
+            if verdict == "ok":
                 return posixpath.normpath(cand), real
+            what = _EM.sub("", node.elf.identity) if node.elf is not None else "no ELF file"
+            if musl:
+                # musl takes the first file of the name and fails when it cannot map it.
+                return [f"{cand}: {what}, which musl's loader takes and cannot load"]
+            if verdict != "skip":
+                return [*skipped, f"{cand}: {what}; {verdict}"]
             if real not in seen:  # one file under several names (merged /usr) is said once
                 seen.add(real)
-                what = _EM.sub("", node.elf.identity) if node.elf is not None else "no ELF file"
                 skipped.append(f"{cand}: {what}")
         return skipped
 
     def _looked(self, name: str, obj: _Object, loader: Loader | None) -> tuple[str, ...]:
+        if "/" in name:
+            return tuple(self._expand(name, obj, loader)[:1])  # that path alone
         out: list[str] = []
         for d in self._dirs(obj, loader):
             entry = d or ("/etc/ld.so.cache" if self.cache else "")
@@ -404,7 +458,7 @@ class Resolver:
         """Where a file of the missing name is in the image after all, and the fix."""
         for path in self.by_name().get(missing.name, ()):
             node = self.fs.nodes.get(path)
-            if node is None or node.elf is None or Flavor.of(node.elf) != flavor:
+            if node is None or node.elf is None or flavor.judge(node) != "ok":
                 continue
             where = posixpath.dirname(path)
             if where in self.conf_dirs():
@@ -502,14 +556,17 @@ def _read_cache(fs: Filesystem) -> dict[str, list[str]]:
         return {}
     out: dict[str, list[str]] = {}
     try:
-        nlibs, _strings = struct.unpack_from("<II", data, at + 20)
-        end = ">" if nlibs > 0xFFFFFF else "<"  # written in the image's byte order
+        # Written in the image's byte order, which the flags byte says (2 little, 3 big;
+        # glibc 2.33 and later); older caches leave it 0, and the count tells.
+        order = data[at + 28] & 3
+        nlibs = struct.unpack_from("<I", data, at + 20)[0]
+        end = {2: "<", 3: ">"}.get(order, ">" if nlibs > 0xFFFFFF else "<")
         nlibs, _strings = struct.unpack_from(end + "II", data, at + 20)
         for i in range(min(nlibs, len(data) // 24)):
             _flags, key, value, _os, _hwcap = struct.unpack_from(end + "iIIIQ", data, at + 48 + 24 * i)
             # String offsets count from the header of this format.
             out.setdefault(_cstr(data, at + key), []).append(_cstr(data, at + value))
-    except (struct.error, IndexError, UnicodeDecodeError):
+    except (struct.error, IndexError, ValueError):  # cut short or damaged: as if there were none
         return {}
     return out
 
