@@ -97,3 +97,44 @@ def test_the_same_v3_binaries_pass_where_the_index_promises_v3(abi, tmp_path_fac
     (plat,) = image_named(data, abi["debian-v3"])["platforms"]
     assert plat["platform"] == "linux/amd64/v3"
     assert outcomes(plat) == dict.fromkeys((*STATIC, "uname"), "passed"), plat["checks"]
+
+
+COUNT_TEST = """
+def test_count_lse(container):
+    result = container.run(["/usr/local/bin/count-lse"])
+    assert result.exit_code == 0, (result.exit_code, result.stderr)
+    assert result.stdout.startswith("counted 1000")
+"""
+
+
+def test_qemu_cpu_names_the_floor_cpu_an_emulated_platform_runs_on(abi, tmp_path_factory, engine):
+    # count-lse's atomic add is an ARMv8.1 LSE instruction: QEMU's default CPU runs it, the
+    # Raspberry Pi 4's Cortex-A72 (ARMv8.0) does not; --qemu-cpu makes the run find out.
+    where = project(tmp_path_factory, "cpu", {"test_count.py": COUNT_TEST})
+    before = set(harness_containers(engine))
+    default, data = run_plugin(where, "--image", abi["debian-abi"], "--platforms", "linux/arm64", "-k", "count")
+    (plat,) = image_named(data, abi["debian-abi"])["platforms"]
+    assert [t["outcome"] for t in plat["tests"]] == ["passed"], default.stdout.str()
+    floor, data = run_plugin(
+        where,
+        "--image",
+        abi["debian-abi"],
+        "--platforms",
+        "linux/arm64",
+        "--qemu-cpu",
+        "linux/arm64=cortex-a72",
+        "-k",
+        "count",
+    )
+    (plat,) = image_named(data, abi["debian-abi"])["platforms"]
+    assert [t["outcome"] for t in plat["tests"]] == ["failed"], floor.stdout.str()
+    assert plat["mode_reason"].endswith("CPU cortex-a72 (--qemu-cpu)"), plat["mode_reason"]
+    floor.stdout.fnmatch_lines(["*132*"])  # SIGILL
+    assert not set(harness_containers(engine)) - before, "the runs left containers behind"
+
+
+def test_an_unknown_qemu_cpu_is_a_usage_error(abi, tmp_path_factory):
+    where = project(tmp_path_factory, "badcpu", {"test_nothing.py": ""})
+    result, _ = run_plugin(where, "--image", abi["debian-abi"], "--qemu-cpu", "linux/arm64=cortex-a99")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--qemu-cpu*'linux/arm64=cortex-a99'*knows no CPU 'cortex-a99'*cortex-a72*"])
