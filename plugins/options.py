@@ -147,17 +147,23 @@ def _globs(option: Option, setting: Setting) -> tuple[str, ...]:
     return tuple(g if g.startswith(("/", "*")) else "/" + g for g in setting.value)
 
 
+def _named_platform(name: str, where: str) -> Platform:
+    """The platform a ``PLATFORM=...`` item names; a usage error starting with ``where``."""
+    try:
+        platform = Platform.parse(name)
+        check_known(platform, name)
+    except PlatformError as exc:
+        raise pytest.UsageError(f"{where}: {exc}") from None
+    return platform
+
+
 def _engines(option: Option, setting: Setting) -> tuple[tuple[Platform, str], ...]:
     routes: dict[Platform, str] = {}
     for item in setting.value:
         name, sep, host = item.partition("=")
         if not sep or not host:
             raise pytest.UsageError(f"{option.flag} ({setting.source}): {item!r} is not PLATFORM=DOCKER_HOST")
-        try:
-            platform = Platform.parse(name)
-            check_known(platform, name)
-        except PlatformError as exc:
-            raise pytest.UsageError(f"{option.flag} ({setting.source}): {exc}") from None
+        platform = _named_platform(name, f"{option.flag} ({setting.source})")
         routes[platform] = host if "://" in host else _context_host(option, host, setting.source)
     return tuple(routes.items())
 
@@ -178,11 +184,7 @@ def _page_sizes(option: Option, setting: Setting) -> tuple[tuple[Platform | None
         where = f"{option.flag} ({setting.source}): {item!r}"
         platform = None
         if sep:
-            try:
-                platform = Platform.parse(name)
-                check_known(platform, name)
-            except PlatformError as exc:
-                raise pytest.UsageError(f"{where}: {exc}") from None
+            platform = _named_platform(name, where)
             allowed = page_sizes(platform)
             if size not in allowed:
                 have = ", ".join(f"{s // 1024}K" for s in sorted(allowed))
@@ -200,11 +202,7 @@ def _qemu_cpus(option: Option, setting: Setting) -> tuple[tuple[Platform, str], 
         where = f"{option.flag} ({setting.source}): {item!r}"
         if not sep or not cpu.strip():
             raise pytest.UsageError(f"{where} is not PLATFORM=CPU (e.g. linux/arm64=cortex-a72)")
-        try:
-            platform = Platform.parse(name)
-            check_known(platform, name)
-        except PlatformError as exc:
-            raise pytest.UsageError(f"{where}: {exc}") from None
+        platform = _named_platform(name, where)
         spec = spec_for(platform)
         models = qemu_cpu_models(spec.binfmt) if spec is not None else None
         if models is not None and cpu.strip() not in models:

@@ -282,6 +282,29 @@ def test_command_line_beats_ini_beats_environment(
         ("--engine", [], "", "arm64", "--engine (env MULTIARCH_ENGINES): 'arm64' is not PLATFORM=DOCKER_HOST"),
         ("--platforms", [], "linux/amd46", "", "--platforms (ini): unknown platform 'linux/amd46'"),
         ("--image", [], "", "Not An Image", "--image: 'Not An Image' is not an image reference"),
+        ("--page-size", ["--page-size", "8K"], "", "", "--page-size (command line): '8K' is not a page size: name"),
+        (
+            "--page-size",
+            [],
+            "linux/amd64=64K",
+            "",
+            "--page-size (ini): 'linux/amd64=64K': linux/amd64 kernels have 4K pages; name one of those",
+        ),
+        ("--page-size", [], "", "linux/arm46=16K", "--page-size (env MULTIARCH_PAGE_SIZE): 'linux/arm46=16K': unknown"),
+        (
+            "--qemu-cpu",
+            ["--qemu-cpu", "cortex-a72"],
+            "",
+            "",
+            "--qemu-cpu (command line): 'cortex-a72' is not PLATFORM=CPU",
+        ),
+        (
+            "--qemu-cpu",
+            [],
+            "",
+            "linux/arm64=cortex-a99",
+            "--qemu-cpu (env MULTIARCH_QEMU_CPU): 'linux/arm64=cortex-a99': this machine's qemu-aarch64 knows no CPU",
+        ),
     ],
 )
 def test_a_bad_value_is_a_usage_error_naming_the_option_and_source(
