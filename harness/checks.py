@@ -427,9 +427,13 @@ def check_libs(
     """
     if spec_for(platform) is None:
         return CheckResult(SKIPPED, f"no ELF rules for {platform}")
-    files = [(p, n) for p, n in _own_files(platform, fs, include, exclude, compat=True) if n.elf.dynamic]  # type: ignore[union-attr]
-    unread = [(p, n.elf.dynamic.unread) for p, n in files if n.elf.dynamic.unread]  # type: ignore[union-attr]
-    roots = [(p, n) for p, n in files if not n.elf.dynamic.unread and (n.elf.dynamic.needed or n.elf.dynamic.verneed)]  # type: ignore[union-attr]
+    files = [
+        (p, n.elf, n.elf.dynamic)
+        for p, n in _own_files(platform, fs, include, exclude, compat=True)
+        if n.elf is not None and n.elf.dynamic is not None
+    ]
+    unread = [(p, dyn.unread) for p, _, dyn in files if dyn.unread]
+    roots = [(p, info) for p, info, dyn in files if not dyn.unread and (dyn.needed or dyn.verneed)]
     if not roots:
         if unread:
             return CheckResult(
@@ -443,13 +447,13 @@ def check_libs(
     versions: dict[tuple[str, str, str], VersionProblem] = {}
     libraries: set[str] = set()
     # Executables first: what they load, in their search context, is how those libraries run.
-    for path, node in sorted(roots, key=lambda r: r[1].elf.library):  # type: ignore[union-attr]
+    for path, info in sorted(roots, key=lambda r: r[1].library):
         closure = resolver.closure(path)
         met |= closure.met
         libraries.update(lib.real for lib in closure.loaded)
         for m in closure.missing:
-            missing.setdefault((m.needer, m.name), (m, Flavor.of(node.elf)))  # type: ignore[arg-type]
-            if not node.elf.library:  # type: ignore[union-attr]
+            missing.setdefault((m.needer, m.name), (m, Flavor.of(info)))
+            if not info.library:
                 from_executables.add((m.needer, m.name))
         for v in closure.versions:
             versions.setdefault((v.needer, v.version, v.provider), v)

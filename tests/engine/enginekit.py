@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -61,6 +62,13 @@ def sample_refs(registry: str, names: tuple[str, ...]) -> dict[str, str]:
         if got.status_code != 200:
             unavailable(f"sample image {refs[name]} is not in the registry (run sample_images/build.sh)")
     return refs
+
+
+def interruptible() -> None:
+    """For a child the test interrupts (``preexec_fn``): SIGINT at its default, even when
+    this run was started in the background, where a shell's ``&`` leaves it ignored and the
+    child would inherit that."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def reap(proc: subprocess.Popen) -> None:

@@ -17,7 +17,7 @@ import time
 import xml.etree.ElementTree as ET
 
 import pytest
-from enginekit import buildah_write, by_platform, image_named, project, reap, run_plugin
+from enginekit import buildah_write, by_platform, image_named, interruptible, project, reap, run_plugin
 
 from harness.manifest import Index
 from harness.reference import Reference
@@ -90,6 +90,7 @@ def test_a_stopped_run_cleans_up_writes_an_incomplete_report_and_is_refused(
         text=True,
         env={**os.environ, "MULTIARCH_SESSION_ID": session},
         start_new_session=True,
+        preexec_fn=interruptible,
     )
     try:
         deadline = time.monotonic() + 90

@@ -10,7 +10,7 @@ import sys
 import time
 
 import pytest
-from enginekit import TOP, by_platform, harness_containers, image_named, project, reap, run_plugin
+from enginekit import TOP, by_platform, harness_containers, image_named, interruptible, project, reap, run_plugin
 
 PLATFORMS = "linux/amd64,linux/arm64,linux/s390x"
 
@@ -140,6 +140,7 @@ def start_pytest(where, image: str, *args: str, session: str | None = None) -> s
         stderr=subprocess.STDOUT,
         text=True,
         env=env,
+        preexec_fn=interruptible,
     )
 
 
