@@ -433,14 +433,25 @@ def check_libs(
         if n.elf is not None and n.elf.dynamic is not None
     ]
     unread = [(p, dyn.unread) for p, _, dyn in files if dyn.unread]
-    roots = [(p, info) for p, info, dyn in files if not dyn.unread and (dyn.needed or dyn.verneed)]
-    if not roots:
-        if unread:
-            return CheckResult(
-                FAILED, "; ".join(f"{p}: {why}" for p, why in unread[:MAX_LISTED]) + ": no need could be read"
-            )
-        return CheckResult(SKIPPED, "no dynamically linked ELF files in the image", skip=NO_DYNAMIC)
     resolver = Resolver(fs, env)
+    linked = [(p, info) for p, info, dyn in files if not dyn.unread and (dyn.needed or dyn.verneed)]
+    # Code with no loader of its kind in the image (32-bit libraries without their libc,
+    # say) is loaded by nothing there: its needs are not judged, and the warning says so.
+    roots = [(p, info) for p, info in linked if resolver.loader_for(info) is not None]
+    orphans = sorted({_MACHINE.sub("", info.identity) for _, info in linked if resolver.loader_for(info) is None})
+    warnings = tuple(f"{p}: its needs were not checked: {why}" for p, why in unread[:MAX_LISTED])
+    if len(unread) > MAX_LISTED:
+        warnings += (f"and {len(unread) - MAX_LISTED} more files whose needs were not checked",)
+    if orphans:
+        count = len(linked) - len(roots)
+        warnings += (
+            f"{_files(count)} of {', '.join(orphans)} code: the image has no loader of that kind, so nothing in it "
+            "can load them, and their needs were not checked",
+        )
+    if not roots:
+        if unread or orphans:
+            return CheckResult(SKIPPED, "no dynamic ELF file whose needs could be checked", warnings=_clean(warnings))
+        return CheckResult(SKIPPED, "no dynamically linked ELF files in the image", skip=NO_DYNAMIC)
     missing: dict[tuple[str, str], tuple[Missing, Flavor]] = {}
     from_executables: set[tuple[str, str]] = set()
     met: set[tuple[str, str]] = set()
@@ -461,22 +472,38 @@ def check_libs(
     unmet = [(m, flavor) for key, (m, flavor) in missing.items() if key in from_executables or key not in met]
     problems = _missing_sentences(unmet, resolver) + [_version_sentence(v) for v in versions.values()]
     needers = {m.needer for m, _ in unmet} | {v.needer for v in versions.values()}
-    warnings = tuple(f"{p}: its needs were not checked: {why}" for p, why in unread)
     if problems:
         more = len(problems) - MAX_LISTED
         return CheckResult(
             FAILED,
-            f"{len(needers)} of {len(roots)} dynamic ELF files cannot load: "
-            + "; ".join(problems[:MAX_LISTED])
-            + (f"; and {more} more" if more > 0 else ""),
-            warnings=warnings,
+            _clean(
+                (
+                    f"{len(needers)} of {len(roots)} dynamic ELF files cannot load: "
+                    + "; ".join(problems[:MAX_LISTED])
+                    + (f"; and {more} more" if more > 0 else ""),
+                )
+            )[0],
+            warnings=_clean(warnings),
         )
     return CheckResult(
         PASSED,
         f"{len(roots)} dynamic ELF files: every library they need is found, as the loader searches "
         f"({len(libraries)} libraries), and defines every symbol version they need",
-        warnings=warnings,
+        warnings=_clean(warnings),
     )
+
+
+def _clean(texts: tuple[str, ...]) -> tuple[str, ...]:
+    """Sentences that any report can write: a name's bytes that are not UTF-8 (kept in
+    paths as surrogates) shown as escapes."""
+
+    def one(text: str) -> str:
+        try:
+            return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        except UnicodeEncodeError:  # a surrogate no decoding made
+            return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+    return tuple(one(t) for t in texts)
 
 
 def _missing_sentences(unmet: list[tuple[Missing, Flavor]], resolver: Resolver) -> list[str]:

@@ -291,6 +291,10 @@ class Reads:
     #: are, whose build info is looked for past the head even without Go's build ID note
     #: there (``-ldflags=-buildid=`` leaves it out).
     static: bool = False
+    #: (offset, size) of the dynamic section: once it has streamed by, :func:`tables_past`
+    #: says where the tables it points to lie, when they come after it (``patchelf``
+    #: moves them there, into a segment of their own).
+    dynamic: tuple[int, int] | None = None
 
 
 def reads_needed(head: bytes, name: str) -> Reads:
@@ -316,7 +320,34 @@ def reads_needed(head: bytes, name: str) -> Reads:
     if prefix > len(head):
         ranges.append((0, prefix))
     static = not any(seg.type in (PT_INTERP, PT_DYNAMIC) for seg in segments)
-    return Reads(ranges=tuple(ranges), static=static)
+    dynamic = next(((seg.offset, seg.filesz) for seg in segments if seg.type == PT_DYNAMIC), None)
+    return Reads(ranges=tuple(ranges), static=static, dynamic=dynamic)
+
+
+def tables_past(head: bytes, dynamic: bytes, name: str) -> list[tuple[int, int]]:
+    """(offset, size) of the string and version tables the dynamic section ``dynamic``
+    points to, each bounded by the segment that holds it: what to keep of the rest of the
+    file when they lie after the dynamic section."""
+    hdr = _header(head, name)
+    segments = _program_headers(_View(head), hdr, name)
+    entries = _dynamic_entries(_View(dynamic), hdr, Segment(PT_DYNAMIC, 0, 0, len(dynamic), 0)) or []
+    tags: dict[int, int] = {}
+    for tag, value in entries:
+        tags.setdefault(tag, value)
+    out = []
+    for tag, size in (
+        (DT_STRTAB, min(tags.get(DT_STRSZ, 0), MAX_DYNAMIC_PREFIX)),
+        (DT_VERNEED, MAX_NOTES),
+        (DT_VERDEF, MAX_NOTES),
+    ):
+        if tag not in tags:
+            continue
+        for seg in segments:
+            if seg.type == PT_LOAD and seg.vaddr <= tags[tag] < seg.vaddr + seg.filesz:
+                at = tags[tag] - seg.vaddr + seg.offset
+                out.append((at, min(size, seg.offset + seg.filesz - at)))
+                break
+    return [(at, size) for at, size in out if size > 0]
 
 
 def _dynamic_prefix(segments: list[Segment]) -> int:
@@ -605,8 +636,9 @@ def _dynamic(view: _View, hdr: _Header, segments: list[Segment], entries: list[t
             return text(tags[tag]) if tag in tags else None
 
         needed = tuple(text(value) for tag, value in entries if tag == DT_NEEDED)
-        verneed = _verneed(view, hdr, offset, text, tags) if DT_VERNEED in tags else ()
-        verdef = _verdef(view, hdr, offset, text, tags) if DT_VERDEF in tags else ()
+        tables = _Tables(view, hdr, offset, text, tags, _Budget())
+        verneed = _verneed(tables) if DT_VERNEED in tags else ()
+        verdef = _verdef(tables) if DT_VERDEF in tags else ()
         return Dynamic(
             needed,
             string(DT_SONAME),
@@ -620,14 +652,40 @@ def _dynamic(view: _View, hdr: _Header, segments: list[Segment], entries: list[t
         return Dynamic(unread=str(exc))
 
 
+class _Tables(NamedTuple):
+    """What the version table readers work with: the bytes, the header, address to file
+    offset, the string table, the dynamic tags and the entries left to walk."""
+
+    view: _View
+    hdr: _Header
+    offset: Callable[[int], int]
+    text: Callable[[int], str]
+    tags: dict[int, int]
+    budget: _Budget
+
+
+class _Budget:
+    """Version entries one file may make the reader walk, all its chains together: a
+    crafted file whose chains share entries multiplies them otherwise."""
+
+    def __init__(self) -> None:
+        self.left = MAX_VERSIONS
+
+    def take(self) -> None:
+        self.left -= 1
+        if self.left < 0:
+            raise _Unread(f"it has more than {MAX_VERSIONS} version entries")
+
+
 def _table_walk(
-    view: _View, start: int, count: int, size: int, fmt: str, next_at: int, what: str
+    view: _View, start: int, count: int, size: int, fmt: str, next_at: int, what: str, budget: _Budget
 ) -> list[tuple[int, tuple[int, ...]]]:
     """(offset, fields) of a chain of ``count`` version entries of ``size`` bytes, each
     linked to the next by the field at index ``next_at`` (a byte offset from itself)."""
     out = []
     at = start
     for _ in range(min(count, MAX_VERSIONS)):
+        budget.take()
         raw = view.read(at, size)
         if raw is None:
             raise _Unread(f"its {what} (at {at:,}) lie past the bytes read")
@@ -640,41 +698,41 @@ def _table_walk(
 
 
 def _verneed(
-    view: _View, hdr: _Header, offset: Callable[[int], int], text: Callable[[int], str], tags: dict[int, int]
+    t: _Tables,
 ) -> tuple[tuple[str, tuple[tuple[str, bool], ...]], ...]:
     out = []
-    count = tags.get(DT_VERNEEDNUM, MAX_VERSIONS)
+    count = t.tags.get(DT_VERNEEDNUM, MAX_VERSIONS)
     # Elf_Verneed: vn_version, vn_cnt, vn_file, vn_aux, vn_next; Elf_Vernaux: vna_hash,
     # vna_flags, vna_other, vna_name, vna_next (the same in both classes).
     for at, (_v, cnt, file, aux, _n) in _table_walk(
-        view, offset(tags[DT_VERNEED]), count, 16, hdr.end + "HHIII", 4, "needed versions"
+        t.view, t.offset(t.tags[DT_VERNEED]), count, 16, t.hdr.end + "HHIII", 4, "needed versions", t.budget
     ):
         versions = tuple(
-            (text(name), bool(flags & VER_FLG_WEAK))
+            (t.text(name), bool(flags & VER_FLG_WEAK))
             for _, (_h, flags, _o, name, _x) in _table_walk(
-                view, at + aux, cnt, 16, hdr.end + "IHHII", 4, "needed versions"
+                t.view, at + aux, cnt, 16, t.hdr.end + "IHHII", 4, "needed versions", t.budget
             )
         )
-        out.append((text(file), versions))
+        out.append((t.text(file), versions))
     return tuple(out)
 
 
 def _verdef(
-    view: _View, hdr: _Header, offset: Callable[[int], int], text: Callable[[int], str], tags: dict[int, int]
+    t: _Tables,
 ) -> tuple[str, ...]:
     out = []
-    count = tags.get(DT_VERDEFNUM, MAX_VERSIONS)
+    count = t.tags.get(DT_VERDEFNUM, MAX_VERSIONS)
     # Elf_Verdef: vd_version, vd_flags, vd_ndx, vd_cnt, vd_hash, vd_aux, vd_next; its first
     # Elf_Verdaux (vda_name, vda_next) names the version.
     for at, (_v, flags, _ndx, _cnt, _h, aux, _n) in _table_walk(
-        view, offset(tags[DT_VERDEF]), count, 20, hdr.end + "HHHHIII", 6, "defined versions"
+        t.view, t.offset(t.tags[DT_VERDEF]), count, 20, t.hdr.end + "HHHHIII", 6, "defined versions", t.budget
     ):
         if flags & VER_FLG_BASE:
             continue
-        raw = view.read(at + aux, 8)
+        raw = t.view.read(at + aux, 8)
         if raw is None:
             raise _Unread(f"its defined versions (at {at + aux:,}) lie past the bytes read")
-        out.append(text(struct.unpack(hdr.end + "II", raw)[0]))
+        out.append(t.text(struct.unpack(t.hdr.end + "II", raw)[0]))
     return tuple(out)
 
 

@@ -61,7 +61,7 @@ CHUNK = 1 << 20
 #: buffered in a temporary file, so memory stays bounded whatever the image holds.
 SPOOL_IN_MEMORY = 16 << 20
 #: Bump when what an index records changes: old cache entries are then ignored.
-INDEX_FORMAT = 6
+INDEX_FORMAT = 7
 #: Files the loader reads besides ELF files, kept whole in the index: where it looks for
 #: libraries (see :mod:`harness.loader`).
 LOADER_FILES = re.compile(r"/etc/(ld\.so\.cache|ld\.so\.conf|ld\.so\.conf\.d/[^/]+|ld-musl-[\w-]+\.path)")
@@ -347,6 +347,37 @@ def _scan(fh: IO[bytes], head: bytes, reads: elf.Reads, whole: _Spool | None) ->
     pending = {off: bytearray(head[off : off + size]) for off, size in sizes.items()}
     kept: dict[int, bytes] = {}
     pos = len(head)
+    # The tables the dynamic section points to may lie after it (patchelf puts them there):
+    # once it is known, those not streamed by yet are kept too.
+    follow = reads.dynamic if whole is None else None
+
+    def follow_tables(chunk: bytes, start: int) -> None:
+        """Called with each chunk once the pending ranges took theirs; ``start`` is its offset."""
+        nonlocal follow
+        if follow is None:
+            return
+        off, size = follow
+        dyn = head[off : off + size] if off + size <= len(head) else kept.get(off)
+        if dyn is None:
+            return
+        follow = None
+        try:
+            later = elf.tables_past(head, dyn, "")
+        except elf.ELFError:
+            return
+        end = start + len(chunk)
+        for at, length in later:
+            inside = at + length <= len(head) or any(o <= at and at + length <= o + n for o, n in sizes.items())
+            if inside or at < start:
+                continue  # in the head or a range kept already; or streamed by, not kept
+            sizes[at] = length
+            part = chunk[at - start : at - start + length] if at < end else b""
+            if len(part) == length:
+                kept[at] = part
+            else:
+                pending[at] = bytearray(part)
+
+    follow_tables(head, 0)
     while (
         whole is not None or pending or (want_go and go is None) or (go is not None and len(go) < elf.GO_BUILDINFO_SPAN)
     ):
@@ -362,6 +393,8 @@ def _scan(fh: IO[bytes], head: bytes, reads: elf.Reads, whole: _Spool | None) ->
                 buf += chunk[lo - pos : hi - pos]
             if len(buf) == sizes[off]:
                 kept[off] = bytes(pending.pop(off))
+        follow_tables(chunk, pos)
+        pos = end
         if go is None:
             window = tail + chunk
             at = window.find(magic)
@@ -370,7 +403,6 @@ def _scan(fh: IO[bytes], head: bytes, reads: elf.Reads, whole: _Spool | None) ->
             tail = window[-(len(magic) - 1) :]
         elif len(go) < elf.GO_BUILDINFO_SPAN:
             go += chunk[: elf.GO_BUILDINFO_SPAN - len(go)]
-        pos = end
     return kept, bytes(go[: elf.GO_BUILDINFO_SPAN]) if go is not None else None
 
 

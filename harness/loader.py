@@ -68,8 +68,8 @@ PLATFORMS = {(64, 62): "x86_64", (32, 3): "i686", (64, 183): "aarch64", (32, EM_
 MUSL_DEFAULT = ("/lib", "/usr/local/lib", "/usr/lib")
 CACHE_MAGIC = b"glibc-ld.so.cache1.1"
 OLD_CACHE_MAGIC = b"ld.so-1.7.0"
-#: How deep ld.so.conf includes may nest.
-MAX_INCLUDE_DEPTH = 8
+#: How many files ld.so.conf and its includes may add up to.
+MAX_CONF_FILES = 256
 _TOKEN = re.compile(r"\$(\{(\w+)\}|(\w+))")
 _EM = re.compile(r" \(EM_\w+\)")
 _ARM_FLOAT, _ARM_HARD, _ARM_SOFT = 0x600, 0x400, 0x200
@@ -292,21 +292,34 @@ class Resolver:
         if info.dynamic.soname and not musl:  # musl matches by the name searched for, never DT_SONAME
             main.names.add(info.dynamic.soname)
         objects = [main]
+        # Each name and each file to the object that has it, first come first served, as the
+        # loader's list of loaded objects answers them.
+        by_name: dict[str, _Object] = {}
+        by_real: dict[str, _Object] = {real: main}
+
+        def named(obj: _Object, *names: str) -> None:
+            obj.names.update(names)
+            for n in names:
+                by_name.setdefault(n, obj)
+
+        named(main, *main.names)
         rtld = rtld_node.elf if rtld_node is not None else None
         if loader is not None and loader.real is not None and loader.real != real and rtld is not None:
-            names = {loader.path} | ({loader.soname} if loader.soname and not musl else set())
-            objects.append(_Object(loader.real, loader.path, names, rtld, None))
+            rtld_obj = _Object(loader.real, loader.path, set(), rtld, None)
+            objects.append(rtld_obj)
+            by_real[loader.real] = rtld_obj
+            named(rtld_obj, loader.path, *([loader.soname] if loader.soname and not musl else []))
         queue = deque([main])
         while queue:
             obj = queue.popleft()
             dyn = obj.info.dynamic
             assert dyn is not None
             for name in dyn.needed:
-                if any(name in o.names and o.real for o in objects):
-                    out.met.add((obj.real, name))
-                    continue
-                if any(name in o.names for o in objects):
-                    continue  # not found before
+                known = by_name.get(name)
+                if known is not None:
+                    if known.real:
+                        out.met.add((obj.real, name))
+                    continue  # loaded already, or not found before
                 if musl and _MUSL_OWN.fullmatch(name):
                     out.met.add((obj.real, name))  # musl itself
                     continue
@@ -314,26 +327,28 @@ class Resolver:
                 if isinstance(found, list):
                     looked = self._looked(name, obj, loader)
                     out.missing.append(Missing(name, obj.real, looked, tuple(found)))
-                    objects.append(_Object("", name, {name}, obj.info, obj))  # "not found", once
+                    absent = _Object("", name, set(), obj.info, obj)  # "not found", once
+                    objects.append(absent)
+                    named(absent, name)
                     continue
                 path, freal = found
                 out.met.add((obj.real, name))
-                same = next((o for o in objects if o.real == freal), None)
+                same = by_real.get(freal)
                 if same is not None:
-                    same.names.add(name)
+                    named(same, name)
                     continue
                 lib_node = self.fs.nodes[freal]
                 assert lib_node.elf is not None
-                new = _Object(freal, path, {name}, lib_node.elf, obj)
+                new = _Object(freal, path, set(), lib_node.elf, obj)
                 lib_dyn = lib_node.elf.dynamic
-                if lib_dyn is not None and lib_dyn.soname and not musl:
-                    new.names.add(lib_dyn.soname)
+                named(new, name, *([lib_dyn.soname] if lib_dyn is not None and lib_dyn.soname and not musl else []))
                 objects.append(new)
+                by_real[freal] = new
                 out.loaded.append(Loaded(name, path, freal, obj.real))
                 if lib_dyn is not None and not lib_dyn.unread:
                     queue.append(new)
         if loader is None or not loader.musl:
-            out.versions = _version_problems(objects)
+            out.versions = _version_problems(objects, by_name)
         return out
 
     def _dir_list(self, obj: _Object, loader: Loader | None) -> tuple[str, ...]:
@@ -491,34 +506,49 @@ class Resolver:
     def conf_dirs(self) -> tuple[str, ...]:
         """The directories ``/etc/ld.so.conf`` and its includes name, as ldconfig reads them."""
         if self._conf_dirs is None:
-            self._conf_dirs = tuple(dict.fromkeys(self._conf("/etc/ld.so.conf", 0)))
+            self._conf_dirs = tuple(dict.fromkeys(self._conf("/etc/ld.so.conf", set())))
         return self._conf_dirs
 
-    def _conf(self, path: str, depth: int) -> list[str]:
-        node = self.fs.lookup(path)
-        if node is None or node.data is None or depth > MAX_INCLUDE_DEPTH:
+    def _conf(self, path: str, seen: set[str]) -> list[str]:
+        """One configuration file's directories, its includes in place; each file is read
+        once, so an include of itself (or a loop of them) ends."""
+        real = self.resolve(path)
+        node = self.fs.nodes.get(real) if real else None
+        if real is None or node is None or node.data is None or real in seen or len(seen) >= MAX_CONF_FILES:
             return []
+        seen.add(real)
         out: list[str] = []
         for line in node.data.decode("utf-8", "replace").splitlines():
             line = line.split("#", 1)[0].strip()
             if line.startswith("include") and line[7:8].isspace():
                 for pattern in line[8:].split():
                     pattern = pattern if pattern.startswith("/") else posixpath.join(posixpath.dirname(path), pattern)
-                    for match in sorted(p for p in self.fs.nodes if fnmatch.fnmatchcase(p, pattern)):
-                        out += self._conf(match, depth + 1)
+                    for match in self._glob(pattern):
+                        out += self._conf(match, seen)
             elif line and not line.startswith("hwcap"):
                 out += [d.split("=", 1)[0].rstrip("/") or "/" for d in re.split(r"[\s:,]+", line) if d]
         return out
 
+    def _glob(self, pattern: str) -> list[str]:
+        """The paths of the image a glob names, matched in its own directory (ldconfig's
+        ``glob``: the pattern's directory part is taken as it is)."""
+        folder, _, name = pattern.rpartition("/")
+        prefix = (folder or "") + "/"
+        return sorted(
+            p
+            for p in self.fs.nodes
+            if p.startswith(prefix) and "/" not in p[len(prefix) :] and fnmatch.fnmatchcase(p[len(prefix) :], name)
+        )
 
-def _version_problems(objects: list[_Object]) -> list[VersionProblem]:
+
+def _version_problems(objects: list[_Object], by_name: dict[str, _Object]) -> list[VersionProblem]:
     out = []
     for obj in objects:
         dyn = obj.info.dynamic
         if not obj.real or dyn is None:
             continue
         for library, versions in dyn.verneed:
-            provider = next((o for o in objects if library in o.names), None)
+            provider = by_name.get(library)
             pdyn = provider.info.dynamic if provider is not None and provider.real else None
             if provider is None or pdyn is None or not pdyn.verdef:
                 continue  # not found (reported as such), or it has no versions: glibc only warns

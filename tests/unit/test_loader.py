@@ -14,7 +14,7 @@ import pytest
 from elfcraft import ARMHF, PIE, TABLES_VADDR, Version, elf_for, make_elf
 from layerkit import entry, fs_of, layer
 
-from harness import elf
+from harness import elf, layers
 from harness.checks import FAILED, NO_DYNAMIC, PASSED, SKIPPED, check_libs, check_pages
 from harness.elf import HEAD_BYTES, Dynamic, ELFInfo
 from harness.layers import Filesystem, index_layer
@@ -194,6 +194,9 @@ def test_tables_past_64k_are_read_from_the_layer_stream(platform):
 
 def test_tables_past_the_prefix_bound_leave_the_file_unchecked_and_said(monkeypatch):
     monkeypatch.setattr(elf, "MAX_DYNAMIC_PREFIX", 100_000)
+    # Read in tiny chunks, the tables have streamed by, unkept, when the dynamic section
+    # says where they are (in the same chunk as it they would still be caught).
+    monkeypatch.setattr(layers, "CHUNK", 16)
     far = exe(table_lead=150_000, needed=("libnothere.so.1",))
     files: Files = {APP: far, "/usr/bin/ok": exe(needed=("libc.so.6",)), f"{T}/libc.so.6": lib("libc.so.6")}
     fs = image(files)
@@ -204,10 +207,66 @@ def test_tables_past_the_prefix_bound_leave_the_file_unchecked_and_said(monkeypa
     # Not failed for a need it cannot see, nor passed as if it had none.
     assert got.outcome == PASSED, got.detail
     assert any(w.startswith(f"{APP}: its needs were not checked: ") for w in got.warnings), got.warnings
+    # Alone, the check did not run: skipped, not for an allowed reason, so the gate refuses it.
     alone = check_libs(P(AMD64), image({APP: far}))
-    assert alone.outcome == FAILED
-    assert alone.detail.startswith(f"{APP}: ")
-    assert alone.detail.endswith("no need could be read")
+    assert alone.outcome == SKIPPED
+    assert alone.skip == ""
+    assert alone.detail == "no dynamic ELF file whose needs could be checked"
+    assert alone.warnings[0].startswith(f"{APP}: its needs were not checked: ")
+
+
+def test_tables_moved_after_the_dynamic_section_are_read_as_they_stream_by(monkeypatch):
+    # patchelf --set-rpath puts a new .dynstr after everything: the dynamic section says
+    # where it is before it streams by, and it is kept then.
+    monkeypatch.setattr(layers, "CHUNK", 4096)
+    data = bytearray(exe(needed=("libz.so.1",), rpath="/opt/old"))
+    phoff, phnum = struct.unpack_from("<Q", data, 32)[0], struct.unpack_from("<H", data, 56)[0]
+    headers = [(phoff + 56 * i, struct.unpack_from("<IIQQQQQQ", data, phoff + 56 * i)) for i in range(phnum)]
+    d_off, d_size = next((h[2], h[5]) for _, h in headers if h[0] == elf.PT_DYNAMIC)
+    at, first = min(((at, h) for at, h in headers if h[0] == elf.PT_LOAD), key=lambda x: x[1][2])
+    strings = b"\0libz.so.1\0/opt/new\0"
+    new_off = 200_000
+    # The first PT_LOAD grows to map the new table, far past the dynamic section.
+    size = new_off + len(strings) - first[2]
+    struct.pack_into("<IIQQQQQQ", data, at, *first[:5], size, size, first[7])
+    for i in range(d_size // 16):
+        tag, _ = struct.unpack_from("<qQ", data, d_off + 16 * i)
+        value = {elf.DT_STRTAB: first[3] + new_off - first[2], elf.DT_STRSZ: len(strings), elf.DT_NEEDED: 1}.get(tag)
+        if tag == elf.DT_RPATH:
+            value = 11
+        if value is not None:
+            struct.pack_into("<qQ", data, d_off + 16 * i, tag, value)
+        elif tag in (elf.DT_VERNEED, elf.DT_VERDEF, elf.DT_SONAME):
+            struct.pack_into("<qQ", data, d_off + 16 * i, 0x6FFFFF00, 0)  # a tag nobody reads
+    assert d_off + d_size < new_off
+    whole = bytes(data) + b"\0" * (new_off - len(data)) + strings
+    fs = image({APP: whole, f"{T}/libz.so.1": lib("libz.so.1")})
+    dynamic = fs.lookup(APP).elf.dynamic
+    assert dynamic.unread == ""
+    assert (dynamic.needed, dynamic.rpath) == (("libz.so.1",), "/opt/new")
+    assert found(fs) == {"libz.so.1": f"{T}/libz.so.1"}
+
+
+def test_code_with_no_loader_of_its_kind_is_said_not_checked():
+    # 32-bit x86 libraries in an amd64 image without libc6-i386: nothing there loads them.
+    i386 = lib("libvendor.so", "linux/386", needed=("libc.so.6",))
+    fs = image(
+        {APP: exe(needed=("libc.so.6",)), f"{T}/libc.so.6": lib("libc.so.6"), "/opt/sdk/lib32/libvendor.so": i386}
+    )
+    got = check_libs(P(AMD64), fs)
+    assert got.outcome == PASSED, got.detail
+    assert got.warnings == (
+        "1 file of ELF32 LSB Intel 80386 code: the image has no loader of that kind, so nothing in it can load "
+        "them, and their needs were not checked",
+    )
+
+
+def test_a_name_that_is_not_utf8_is_written_as_escapes():
+    fs = image({APP: exe(needed=("lib\udcff.so",))})
+    got = check_libs(P(AMD64), fs)
+    assert got.outcome == FAILED
+    assert "lib\\xff.so" in got.detail
+    got.detail.encode("utf-8")  # any report can write it
 
 
 # --- the order glibc searches in --------------------------------------------------------
@@ -1006,3 +1065,19 @@ def test_pages_leaves_compat_code_out(platform, own, compat):
     got = check_pages(P(platform), fs, page_size=65536)
     assert got.outcome == PASSED, got.detail
     assert got.detail == "1 ELF files, all aligned for 64 KiB pages or larger (--page-size)"
+
+
+def test_version_entries_past_the_budget_leave_the_file_unchecked():
+    # One budget for every version chain of a file: a crafted one whose chains share
+    # entries cannot make the reader walk millions of them.
+    many = [("libc.so.6", tuple((f"V_{i}", False) for i in range(elf.MAX_VERSIONS + 1)))]
+    info = elf.parse(exe(needed=("libc.so.6",), verneed=many), APP)
+    assert info.dynamic is not None
+    assert info.dynamic.unread == f"it has more than {elf.MAX_VERSIONS} version entries"
+
+
+def test_an_ld_so_conf_that_includes_itself_is_read_once():
+    conf = b"include /etc/ld.so.conf /etc/ld.so.conf /etc/ld.so.conf /etc/ld.so.conf\n/opt/l\n"
+    fs = image({APP: exe(needed=("libx.so",)), "/opt/l/libx.so": lib("libx.so"), "/etc/ld.so.conf": conf})
+    assert Resolver(fs).conf_dirs() == ("/opt/l",)
+    assert "which /etc/ld.so.conf names" in check_libs(P(AMD64), fs).detail
