@@ -206,13 +206,25 @@ class _LocalSource(DocumentSource):
     """Layouts and archives: documents are read from index.json and blobs/ by digest."""
 
     def __init__(
-        self, name: str, tag: str | None, registry: Registry, scratch: str, layer_limit: int = DEFAULT_MAX_LAYER_BYTES
+        self,
+        name: str,
+        path: Path,
+        tag: str | None,
+        registry: Registry,
+        scratch: str,
+        layer_limit: int = DEFAULT_MAX_LAYER_BYTES,
     ) -> None:
         super().__init__(name, IndexCache(registry.cache_dir), layer_limit)
+        self.path = path
         self.tag = tag
         self.registry = registry
         self.scratch = scratch
         self._pushed: dict[str, str] = {}
+        self._open()
+
+    @abstractmethod
+    def _open(self) -> None:
+        """Check that ``path`` holds an OCI layout, and open it; a SourceError names it if not."""
 
     @abstractmethod
     def _read(self, relpath: str) -> bytes: ...
@@ -279,17 +291,8 @@ def _blob_rel(digest: str) -> str:
 
 
 class LayoutSource(_LocalSource):
-    def __init__(
-        self,
-        name: str,
-        path: Path,
-        tag: str | None,
-        registry: Registry,
-        scratch: str,
-        layer_limit: int = DEFAULT_MAX_LAYER_BYTES,
-    ) -> None:
-        super().__init__(name, tag, registry, scratch, layer_limit)
-        self.path = path
+    def _open(self) -> None:
+        name, path = self.name, self.path
         self._verified: set[str] = set()
         try:
             layout = json.loads((path / "oci-layout").read_text())
@@ -318,16 +321,8 @@ class ArchiveSource(_LocalSource):
     """An OCI layout in a tar file. Blobs are copied once into the digest cache (verified),
     as registry downloads are; the image's files are never extracted."""
 
-    def __init__(
-        self,
-        name: str,
-        path: Path,
-        tag: str | None,
-        registry: Registry,
-        scratch: str,
-        layer_limit: int = DEFAULT_MAX_LAYER_BYTES,
-    ) -> None:
-        super().__init__(name, tag, registry, scratch, layer_limit)
+    def _open(self) -> None:
+        name, path = self.name, self.path
         try:
             self.tar = tarfile.open(path, mode="r:*")  # noqa: SIM115 - kept open for the source's life
             self.members = {m.name.lstrip("./"): m for m in self.tar.getmembers() if m.isfile()}
