@@ -437,8 +437,9 @@ def check_libs(
     linked = [(p, info) for p, info, dyn in files if not dyn.unread and (dyn.needed or dyn.verneed)]
     # Code with no loader of its kind in the image (32-bit libraries without their libc,
     # say) is loaded by nothing there: its needs are not judged, and the warning says so.
-    roots = [(p, info) for p, info in linked if resolver.loader_for(info) is not None]
-    orphans = sorted({_MACHINE.sub("", info.identity) for _, info in linked if resolver.loader_for(info) is None})
+    loadable = {p: resolver.loader_for(info) is not None for p, info in linked}
+    roots = [(p, info) for p, info in linked if loadable[p]]
+    orphans = sorted({_MACHINE.sub("", info.identity) for p, info in linked if not loadable[p]})
     warnings = tuple(f"{p}: its needs were not checked: {why}" for p, why in unread[:MAX_LISTED])
     if len(unread) > MAX_LISTED:
         warnings += (f"and {len(unread) - MAX_LISTED} more files whose needs were not checked",)

@@ -134,7 +134,8 @@ class Harness:
         cpu = self.qemu_cpus.get(platform)
         if cpu is not None and mode.emulated:
             env = (*((k, v) for k, v in mode.env if k != "QEMU_CPU"), ("QEMU_CPU", cpu))
-            base = mode.reason.split(", CPU ", 1)[0]
+            chosen = dict(mode.env).get("QEMU_CPU")  # the engine's own choice, said at the end of its reason
+            base = mode.reason.removesuffix(f", CPU {chosen}") if chosen else mode.reason
             mode = replace(mode, reason=f"{base}, CPU {cpu} (--qemu-cpu)", env=env)
         if platform in self.routes:
             return replace(mode, reason=f"{mode.reason} (engine {engine.base_url})")
