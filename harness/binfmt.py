@@ -82,8 +82,12 @@ def elf_header(spec: ArchSpec, etype: int = 2) -> bytes:
 
 
 def handler_for(spec: ArchSpec, handlers: list[Handler]) -> Handler | None:
-    """The handler that would run an executable of ``spec``: enabled ones first."""
-    found = [h for h in handlers if h.matches(elf_header(spec)) or h.matches(elf_header(spec, 3))]
+    """The handler that would run an executable of ``spec``: enabled ones first.
+
+    Some masks reach past the first 20 bytes (the MIPS ones into ``e_flags``, to tell o32
+    from n32): the rest of the header is zeros there, as in a plain o32 or n64 file."""
+    headers = [elf_header(spec, etype).ljust(64, b"\0") for etype in (2, 3)]
+    found = [h for h in handlers if any(h.matches(header) for header in headers)]
     found.sort(key=lambda h: (not h.enabled, not h.opens_early))
     return found[0] if found else None
 

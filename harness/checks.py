@@ -686,7 +686,7 @@ def _uname(ctx: CheckContext, target: Target) -> CheckResult:
     ctx.calibrate(target.platform, result.duration_s)
     host = ctx.host_platform(target.platform)
     verdict = check_uname(target.platform, host, target.mode.emulated, result.stdout.strip())
-    return CheckResult(verdict.outcome, verdict.detail, command_s=result.duration_s)
+    return CheckResult(verdict.outcome, verdict.detail, command_s=result.own_s)
 
 
 #: Every built-in check, in the order of the report's columns. Adding one is a function

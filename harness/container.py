@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
@@ -22,6 +23,7 @@ import docker.errors
 import requests
 from testcontainers.core.container import DockerContainer
 
+from .cgroups import cgroup_cpu_file, read_cpu_seconds
 from .errors import MultiarchError
 from .labels import LABEL, LABEL_DIGEST, LABEL_IMAGE, LABEL_PID, LABEL_PLATFORM, LABEL_SESSION  # noqa: F401
 
@@ -51,7 +53,22 @@ class CommandResult:
     exit_code: int
     stdout: str
     stderr: str
+    #: Wall time of the command as this process saw it: the engine's exec round trip included.
     duration_s: float
+    #: CPU time the container used while the command ran, from its cgroup (None unless
+    #: the engine runs on this machine's kernel); it includes the runtime setting the
+    #: command up, which :attr:`inside_s` does not.
+    cpu_s: float | None = None
+    #: The command's own time inside the container: ``cpu_s``, else ``duration_s``, less
+    #: what an exec that runs nothing costs on that engine
+    #: (:meth:`harness.engine.Engine.exec_cost`).
+    inside_s: float | None = None
+
+    @property
+    def own_s(self) -> float:
+        """The time slowdowns compare: inside the container where the engine counts it,
+        else the wall time."""
+        return self.inside_s if self.inside_s is not None else self.duration_s
 
     @property
     def ok(self) -> bool:
@@ -73,9 +90,13 @@ class Container:
         labels: dict[str, str],
         environment: dict[str, str] | None = None,
         docker_client_kw: dict[str, Any] | None = None,
+        local_kernel: bool = False,
     ) -> None:
         self.pinned = pinned
         self.platform = platform
+        #: The engine runs on this machine's kernel: its cgroups can be read here.
+        self._local_kernel = local_kernel
+        self._cpu_file: Path | None = None
         self._tc = DockerContainer(pinned, docker_client_kw=docker_client_kw)
         for key, value in (environment or {}).items():
             self._tc.with_env(key, value)
@@ -102,6 +123,8 @@ class Container:
                 f"{self.pinned} ({self.platform}) exited with code {state.get('ExitCode')} right after "
                 f"start" + (f": {logs}" if logs else "")
             )
+        if self._local_kernel:
+            self._cpu_file = cgroup_cpu_file(Path("/proc"), str(wrapped.attrs.get("State", {}).get("Pid", "")))
         return self
 
     @property
@@ -120,6 +143,7 @@ class Container:
             raise ValueError("container.run() needs a command")
         wrapped = self._tc.get_wrapped_container()
         api = wrapped.client.api
+        cpu_before = self.cpu_seconds()
         start = time.perf_counter()
         try:
             exec_id = api.exec_create(wrapped.id, list(argv), user=user)["Id"]
@@ -143,6 +167,7 @@ class Container:
             raise self._gone(argv) or box["error"]
         out, err = box.get("output") or (None, None)
         exit_code = api.exec_inspect(exec_id).get("ExitCode")
+        cpu_after = self.cpu_seconds() if cpu_before is not None else None
         if exit_code is None or exit_code >= 128:  # no exit code, or a signal: was it the container?
             # A container that is killed or removed SIGKILLs its processes; only then can the
             # engine lag behind. A command that died of its own signal (SIGILL) waits for nothing.
@@ -155,7 +180,14 @@ class Container:
             (out or b"").decode("utf-8", "replace"),
             (err or b"").decode("utf-8", "replace"),
             took,
+            cpu_after - cpu_before if cpu_after is not None and cpu_before is not None else None,
         )
+
+    def cpu_seconds(self) -> float | None:
+        """CPU time the container's processes have used so far, from its cgroup's own
+        count; None unless the engine runs on this machine's kernel (the engine's stats
+        API answers only once a second, too slowly to time one command)."""
+        return read_cpu_seconds(self._cpu_file)
 
     def _gone(self, argv: Sequence[str], settle: float = 0.0) -> ContainerGone | None:
         """A :class:`ContainerGone` when the container is no longer running, else None.

@@ -9,6 +9,7 @@ import contextlib
 import os
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from .engine import Engine, EngineError
@@ -94,7 +95,13 @@ class ContainerPool:
         limit = (timeout if timeout is not None else self.timeout) * factor
         running = container or self.container(target)
         try:
-            return running.run(cmd, user=user, timeout=limit)
+            result = running.run(cmd, user=user, timeout=limit)
+            cpu, wall = self._engine_for(target.platform).exec_cost()
+            if result.cpu_s is not None and cpu is not None:
+                return replace(result, inside_s=max(result.cpu_s - cpu, 0.0))
+            if wall is not None:
+                return replace(result, inside_s=max(result.duration_s - wall, 0.0))
+            return result
         except CommandTimeout as exc:
             self._drop(target, running)
             scale = f"{timeout or self.timeout:.0f}s x {factor:.1f} for {target.mode.kind}"
@@ -155,6 +162,7 @@ class ContainerPool:
                 labels=self.labels(target),
                 environment=dict(target.mode.env),
                 docker_client_kw={"environment": {"DOCKER_HOST": engine.base_url}},
+                local_kernel=engine.survey().this_kernel,
             )
             try:
                 container.start()

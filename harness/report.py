@@ -24,8 +24,12 @@ from .checks import FAILED, PASSED, SKIPPED, brief, check_names
 from .platform import Platform, sort_key
 from .records import CheckRecord, CoverageRecord, ProbeRecord, Record, ResolveRecord, Subject
 from .reference import short_name
+from .survey import Survey
 
 SCHEMA = 1
+#: Command times below this (natively) are too short to compare: they are left out of the slowdown.
+MIN_TIMED_S = 0.001
+
 #: The check a run with --max-slowdown adds to each platform's checks in the report.
 SLOWDOWN_CHECK = "slowdown"
 
@@ -186,6 +190,8 @@ class Report:
         self.engine = engine
         self.max_slowdown = max_slowdown
         self.images: dict[str, ImageResult] = {}
+        #: Each engine of the run as surveyed (harness.survey.Survey.to_data()).
+        self.engines: list[dict[str, Any]] = []
         self.run = RunInfo()
         #: What a report read back says of itself: its ``complete`` (None when it has no
         #: ``complete`` or no ``run``), and the images it lists more than once.
@@ -259,7 +265,7 @@ class Report:
                     plat.unmeasured = f"no {native} in this run to compare with: add it to --platforms"
                 else:
                     mine, base = plat.samples(), ref.samples()
-                    ratios = [mine[k] / base[k] for k in mine if k in base and base[k] > 0 and mine[k] > 0]
+                    ratios = [mine[k] / base[k] for k in mine if k in base and base[k] >= MIN_TIMED_S and mine[k] > 0]
                     if ratios:
                         plat.slowdown = math.exp(sum(math.log(r) for r in ratios) / len(ratios))
                         plat.slowdown_samples = len(ratios)
@@ -301,6 +307,7 @@ class Report:
             "incomplete": self.run.incomplete,
             "run": self.run.to_json(),
             "host": {"platform": self.host_platform, "engine": self.engine, "emulated": self.emulated},
+            "engines": self.engines,
             "max_slowdown": self.max_slowdown,
             "images": [self._image_json(i) for i in self.images.values()],
         }
@@ -331,7 +338,12 @@ class Report:
                     "selected_tests": plat.selected_tests,
                     "checks": checks,
                     "tests": [
-                        {"nodeid": t.nodeid, "outcome": t.outcome, "duration_s": round(t.duration_s, 6)}
+                        {
+                            "nodeid": t.nodeid,
+                            "outcome": t.outcome,
+                            "duration_s": round(t.duration_s, 6),
+                            "command_s": round(t.command_s, 6) if t.command_s is not None else None,
+                        }
                         for t in plat.tests.values()
                     ],
                     "slowdown": round(plat.slowdown, 3) if plat.slowdown is not None else None,
@@ -357,6 +369,7 @@ class Report:
         host = doc.get("host") or {}
         out = cls(str(host.get("platform", "")), str(host.get("engine", "")), doc.get("max_slowdown"))
         out._figured = (out.host_platform, out.max_slowdown, out._records)
+        out.engines = [dict(e) for e in doc.get("engines") or [] if isinstance(e, dict)]
         run = doc.get("run")
         complete = doc.get("complete")
         out.claimed_complete = complete if isinstance(complete, bool) and run is not None else None
@@ -382,6 +395,20 @@ class Report:
                 continue
             out.images[image.ref] = image
         return out
+
+    def engine_lines(self) -> list[str]:
+        """Where it ran: one line per engine, then how it runs each architecture."""
+        out = []
+        for data in self.engines:
+            try:
+                found = Survey.from_data(data)
+            except TypeError:  # a hand-made report's engine entry: shown as it is
+                out.append(f"engine {data.get('engine', '?')}")
+                continue
+            out.append(f"engine {found.engine}: {found.describe()}")
+            if found.runs:
+                out.append(f"  runs {found.modes_line()}")
+        return [*out, ""] if out else out
 
     def rows(self) -> list[Row]:
         """The matrix: one row per (image, platform), missing platforms included."""
@@ -473,6 +500,8 @@ class Report:
             out.extend(_paint(line, "31;1", colour) for line in banner)
             out.append("")
         rows = self.rows()
+        for line in self.engine_lines():
+            out.extend(textwrap.wrap(line, width, subsequent_indent="    ") or [""])
         for image in self.images.values():
             mine = [r for r in rows if r.ref == image.ref]
             if out and out[-1]:
@@ -702,7 +731,13 @@ def _platform_from_json(image: ImageResult, data: dict[str, Any]) -> PlatformRes
         if nodeid in plat.tests:
             plat.duplicate_tests.append(nodeid)
             continue
-        plat.tests[nodeid] = TestResult(nodeid, str(test.get("outcome")), float(test.get("duration_s") or 0.0), None)
+        command = test.get("command_s")
+        plat.tests[nodeid] = TestResult(
+            nodeid,
+            str(test.get("outcome")),
+            float(test.get("duration_s") or 0.0),
+            float(command) if isinstance(command, int | float) else None,
+        )
     return plat
 
 

@@ -31,6 +31,7 @@ from .platform import Platform, parse_list
 from .pool import DEFAULT_EMULATION_FACTOR, ContainerPool
 from .registry import Registry
 from .sources import DEFAULT_SCRATCH_REGISTRY, RegistrySource, Source
+from .survey import Survey, families_of
 
 if TYPE_CHECKING:
     from .container import CommandResult, Container
@@ -64,12 +65,15 @@ class Harness:
         max_layer_bytes: int = DEFAULT_MAX_LAYER_BYTES,
         page_sizes: Mapping[Platform | None, int] | None = None,
         qemu_cpus: Mapping[Platform, str] | None = None,
+        surveys: Mapping[str, Survey] | None = None,
     ) -> None:
         self.requested = parse_list(platforms) if isinstance(platforms, str) else platforms
         self._engine = engine
         #: Platform -> DOCKER_HOST of the engine that runs it (the default engine otherwise).
         self.routes = dict(engines or {})
         self._routed: dict[str, Engine] = {}
+        #: Engine URL -> what another process already found it runs (xdist's controller).
+        self._surveys = dict(surveys or {})
         self.session_id = session_id or uuid.uuid4().hex[:12]
         self.elf_include = tuple(elf_include)
         self.elf_exclude = tuple(elf_exclude)
@@ -103,7 +107,7 @@ class Harness:
     @property
     def engine(self) -> Engine:
         if self._engine is None:
-            self._engine = Engine()
+            self._engine = self._new_engine(None)
         return self._engine
 
     def engine_for(self, platform: Platform) -> Engine:
@@ -113,8 +117,28 @@ class Harness:
             return self.engine
         with self._lock:
             if url not in self._routed:
-                self._routed[url] = Engine(url)
+                self._routed[url] = self._new_engine(url)
             return self._routed[url]
+
+    def _new_engine(self, url: str | None) -> Engine:
+        engine = Engine(url)
+        engine.adopt(self._surveys.get(engine.base_url))
+        if self.requested is not None:  # ask about the platforms of this run only
+            engine.wanted = set(families_of(self.requested))
+        return engine
+
+    def engines(self) -> list[Engine]:
+        """The engines this run uses: the default one and every ``--engine`` route."""
+        out = [self.engine]
+        for platform in self.routes:
+            engine = self.engine_for(platform)
+            if engine not in out:
+                out.append(engine)
+        return out
+
+    def surveys(self) -> dict[str, Survey]:
+        """Each engine of this run, surveyed (:mod:`harness.survey`): URL -> survey."""
+        return {e.base_url: e.survey() for e in self.engines()}
 
     def host_platform(self, platform: Platform) -> Platform:
         return self.engine_for(platform).platform
@@ -223,7 +247,7 @@ class Harness:
 
         def run(argv: Sequence[str]) -> tuple[int, float, str]:
             result = self.run(target, argv)
-            return result.exit_code, result.duration_s, result.stderr or result.stdout
+            return result.exit_code, result.own_s, result.stderr or result.stdout
 
         try:
             result = probing.run_probe(cmds, run)

@@ -63,7 +63,7 @@ class TestContainer:
         """Run ``cmd``; ``timeout`` (seconds natively, default --multiarch-timeout) is scaled
         by the platform's slowdown under emulation."""
         result = self._harness.run(self.target, cmd, user=user, timeout=timeout, container=self._own)
-        self._node.stash[COMMAND_SECONDS] = self._node.stash.get(COMMAND_SECONDS, 0.0) + result.duration_s
+        self._node.stash[COMMAND_SECONDS] = self._node.stash.get(COMMAND_SECONDS, 0.0) + result.own_s
         return result
 
     @property

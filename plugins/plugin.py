@@ -10,6 +10,7 @@ controller alone folds them into the report.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Generator, Iterator
 from typing import Any
@@ -55,6 +56,7 @@ def pytest_configure(config: pytest.Config) -> None:
             dict(workerinput.get("multiarch_pins") or {}),
             [ImagePlan.from_data(plan) for plan in workerinput.get("multiarch_plans") or ()],
             dict(workerinput.get("multiarch_plan_errors") or {}),
+            dict(workerinput.get("multiarch_surveys") or {}),
         )
     else:
         options.check_writable(opts)
@@ -93,6 +95,9 @@ class _XdistHooks:
         if spec.popen and not spec.via:
             node.workerinput["multiarch_plans"] = [plan.to_data() for plan in plans]
             node.workerinput["multiarch_plan_errors"] = errors
+            with contextlib.suppress(EngineError):  # the same engines: asked once, here
+                surveys = state.harness.surveys()
+                node.workerinput["multiarch_surveys"] = {url: found.to_data() for url, found in surveys.items()}
         else:
             node.workerinput["multiarch_pins"] = {plan.image: plan.digest for plan in plans}
 
@@ -113,8 +118,13 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         return lines  # no engine needed yet: a run without --image may never touch one
     lines.append(f"multiarch: images {', '.join(state.opts.images)} (from {state.opts.images_source})")
     try:
-        engine = state.harness.engine
-        lines.append(f"multiarch: engine {engine.description}, platform {engine.platform}")
+        for engine in state.harness.engines():
+            found = engine.survey()
+            lines.append(f"multiarch: engine {engine.description}: {found.describe()}")
+            if found.runs:
+                lines.append(f"multiarch:   runs {found.modes_line()}")
+            if found.error:
+                lines.append(f"multiarch:   not asked ({found.error}): modes are guessed from this machine")
     except EngineError as exc:
         lines.append(f"multiarch: {exc}")
     return lines

@@ -107,6 +107,9 @@ class Reporter:
         try:
             engine = harness.engine
             self.report.host_platform, self.report.engine = str(engine.platform), engine.description
+            self.report.engines = [
+                {**e.survey().to_data(), "engine": e.description} for e in harness.engines() if e.surveyed
+            ]
         except EngineError:
             self.report.engine = "unreachable"
         # Containers of workers that died still carry this session's label.

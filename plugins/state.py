@@ -7,12 +7,14 @@ Every process (the only one, or each xdist worker) has its own :class:`State` an
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 
 from harness import Harness
 from harness.planner import ImagePlan, Target
 from harness.registry import Registry
+from harness.survey import Survey
 
 from . import options
 from .runinfo import RunRecorder, Signals
@@ -37,6 +39,8 @@ class State:
     pins: dict[str, str] = field(default_factory=dict)
     handed: list[ImagePlan] = field(default_factory=list)
     handed_errors: dict[str, str] = field(default_factory=dict)
+    #: Engine URL -> the controller's survey of it (harness.survey), as data.
+    handed_surveys: dict[str, dict[str, Any]] = field(default_factory=dict)
     _harness: Harness | None = None
     #: Target key -> how many user tests this process's collection selected on it.
     selected_tests: dict[str, int] = field(default_factory=dict)
@@ -66,6 +70,7 @@ class State:
                 max_layer_bytes=self.opts.max_layer_bytes,
                 page_sizes=dict(self.opts.page_sizes),
                 qemu_cpus=dict(self.opts.qemu_cpus),
+                surveys={url: Survey.from_data(data) for url, data in self.handed_surveys.items()},
             )
         return self._harness
 

@@ -1,0 +1,162 @@
+"""What asking an engine costs a run: the survey (harness.survey) and the exec-cost
+calibration the slowdown figures rest on, per engine, side by side in one run.
+
+    .venv/bin/python bench/engine_probe.py [--reps 5] [--engine URL ...]
+
+For each engine (by default every one that answers of: this machine's docker, podman, the
+trixie engine, the arm64 VM), in rounds that alternate between engines:
+
+- ``cold``: the probe image is not in the engine (removed first): load it, start one
+  container, exec one program per architecture of the sample run's nine platforms, read
+  the process list, remove the container;
+- ``warm``: the same with the image already there (every run after the first);
+- ``exec cost``: the three no-op execs that measure what an exec costs on that engine;
+- for scale, ``1 container``: starting and removing one container of the probe image,
+  the least any question to the engine that runs something costs.
+
+Target (issue 14): probing adds at most 1 s per engine to a run on this machine: the
+median of ``warm + exec cost`` (and ``cold + exec cost`` for the first run) against 1 s.
+An engine in a VM is reported too, with no target: everything there runs under the VM's
+emulation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from tabulate import tabulate
+
+TOP = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(TOP))
+
+import docker  # noqa: E402
+
+from harness.container import Container  # noqa: E402
+from harness.engine import Engine, EngineError  # noqa: E402
+from harness.platform import parse_list  # noqa: E402
+from harness.survey import PROBE_DIR, PROBE_REPO, probe_archive, run_survey  # noqa: E402
+
+PLATFORMS = (TOP / "sample_images" / "platforms.txt").read_text().split()
+ENGINES = {
+    "docker (bookworm)": "unix:///var/run/docker.sock",
+    "podman": "unix:///run/multiarch-podman.sock",
+    "docker (trixie, containerd store)": "unix:///run/multiarch-trixie/docker.sock",
+    "arm64 VM": "unix:///run/multiarch-arm64.sock",
+}
+TARGET_S = 1.0
+LABELS = {"io.multiarch-harness.bench": "engine-probe"}
+
+
+def answering(url: str) -> docker.DockerClient | None:
+    try:
+        client = docker.DockerClient(base_url=url, timeout=300)
+        client.ping()
+        return client
+    except docker.errors.DockerException:
+        return None
+
+
+def drop_probe_images(client: docker.DockerClient) -> None:
+    for image in client.images.list(name=PROBE_REPO):
+        client.images.remove(image.id, force=True)
+
+
+def families() -> list[str]:
+    return sorted({p.architecture for p in parse_list(",".join(PLATFORMS))})
+
+
+def timed_survey(client: docker.DockerClient, url: str) -> float:
+    start = time.perf_counter()
+    found = run_survey(client, url, families(), LABELS)
+    took = time.perf_counter() - start
+    if found.error:
+        raise EngineError(f"{url}: {found.error}")
+    return took
+
+
+def timed_exec_cost(url: str, client: docker.DockerClient) -> float:
+    """The no-op exec calibration, in a probe container of its own (not timed: its start)."""
+    engine = Engine(url, client)
+    found = engine.survey(families())
+    native = found.platform.split("/")[1]
+    tag, _ = probe_archive(native)
+    container = Container(
+        tag,
+        found.platform,
+        keepalive=[f"{PROBE_DIR}/{native}"],
+        labels=LABELS,
+        docker_client_kw={"environment": {"DOCKER_HOST": url}},
+    )
+    container.start()
+    try:
+        start = time.perf_counter()
+        engine.exec_cost(container)
+        return time.perf_counter() - start
+    finally:
+        container.stop()
+
+
+def timed_start(client: docker.DockerClient, url: str) -> float:
+    found = run_survey(client, url, [], LABELS)
+    native = found.platform.split("/")[1]
+    tag, _ = probe_archive(native)
+    start = time.perf_counter()
+    container = client.containers.run(tag, detach=True, network_mode="none", labels=LABELS)
+    container.remove(force=True)
+    return time.perf_counter() - start
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--engine", action="append", default=[], help="engine URL (default: every known one)")
+    args = parser.parse_args()
+    wanted = {url: url for url in args.engine} if args.engine else ENGINES
+    clients = {name: (url, c) for name, url in wanted.items() if (c := answering(url)) is not None}
+    for name in wanted:
+        if name not in clients:
+            print(f"{name}: not answering, left out")
+    times: dict[str, dict[str, list[float]]] = {n: {"cold": [], "warm": [], "exec": [], "start": []} for n in clients}
+    for rep in range(args.reps):
+        for name, (url, client) in clients.items():
+            drop_probe_images(client)
+            times[name]["cold"].append(timed_survey(client, url))
+            times[name]["warm"].append(timed_survey(client, url))
+            times[name]["exec"].append(timed_exec_cost(url, client))
+            times[name]["start"].append(timed_start(client, url))
+        print(f"round {rep + 1} of {args.reps} done", file=sys.stderr)
+    rows = []
+    failed = False
+    for name, t in times.items():
+        med = {k: statistics.median(v) for k, v in t.items()}
+        first, later = med["cold"] + med["exec"], med["warm"] + med["exec"]
+        local = "VM" not in name
+        ok = first <= TARGET_S and later <= TARGET_S
+        failed |= local and not ok
+        rows.append(
+            [
+                name,
+                f"{med['cold']:.2f}",
+                f"{med['warm']:.2f}",
+                f"{med['exec']:.2f}",
+                f"{med['start']:.2f}",
+                f"{first:.2f} / {later:.2f}",
+                (f"<= {TARGET_S:g} s: " + ("met" if ok else "MISSED")) if local else "(no target: emulated VM)",
+            ]
+        )
+    print(f"engine probing, {len(families())} architectures ({', '.join(families())}), median of {args.reps} rounds, s")
+    print(
+        tabulate(
+            rows,
+            ["engine", "survey cold", "survey warm", "exec cost", "1 container", "added (first / later)", "target"],
+        )
+    )
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

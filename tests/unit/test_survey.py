@@ -1,0 +1,266 @@
+"""Asking an engine what it runs (harness.survey), on what engines answered.
+
+The docker top answers, `docker info` fields and binfmt_misc entries below were recorded
+from real engines here: bookworm's docker.io 20.10 and podman 4.3 on this x86-64 machine,
+and docker.io 20.10 in an arm64 guest under qemu-system-aarch64 with a CPU without
+AArch32 (`-cpu a64fx`). Rosetta cannot run here: its entries are the registration Apple
+documents for Linux VMs (magic and mask of an x86-64 ELF executable, flags OCF or with P
+since macOS 14), as Lima and vfkit register it, written the way the kernel prints an
+entry, and the process lines `ps` shows in such a VM (`/mnt/lima-rosetta/rosetta
+/bin/sh`, as reported by colima users).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness import binfmt, elf
+from harness.arch import spec_for
+from harness.cgroups import cgroup_cpu_file, cgroup_cpu_seconds
+from harness.platform import Platform
+from harness.survey import (
+    EMULATED,
+    NATIVE,
+    UNAVAILABLE,
+    FamilyRun,
+    Survey,
+    judge,
+    local_emulators,
+    probe_archive,
+    read_top,
+    store_of,
+)
+from harness.tinyelf import PROGRAMS, program_for
+
+# --- recorded answers ---------------------------------------------------------------------
+DOCKER_TOP = {
+    "Titles": ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"],
+    "Processes": [
+        ["root", "1463", "1442", "1", "16:58", "?", "00:00:00", "/probe/amd64 nonce123"],
+        ["root", "1503", "1442", "1", "16:58", "?", "00:00:00", "/probe/386"],
+        [
+            "root",
+            "1519",
+            "1442",
+            "2",
+            "16:58",
+            "?",
+            "00:00:00",
+            "/usr/libexec/qemu-binfmt/aarch64-binfmt-P /probe/arm64 /probe/arm64",
+        ],
+        [
+            "root",
+            "1536",
+            "1442",
+            "2",
+            "16:58",
+            "?",
+            "00:00:00",
+            "/usr/libexec/qemu-binfmt/arm-binfmt-P /probe/arm /probe/arm",
+        ],
+    ],
+}
+PODMAN_TOP = {
+    "Processes": [
+        ["0", "1", "0", "0.000", "1.498597507s", "?", "0s", "/probe/amd64 x"],
+        [
+            "0",
+            "6",
+            "0",
+            "0.000",
+            "1.498655163s",
+            "?",
+            "0s",
+            "/usr/libexec/qemu-binfmt/aarch64-binfmt-P /probe/arm64 /probe/arm64",
+        ],
+    ],
+    "Titles": ["USER", "PID", "PPID", "%CPU", "ELAPSED", "TTY", "TIME", "COMMAND"],
+}
+#: `docker exec` of the arm program on the a64fx guest.
+A64FX_ARM = "exec /probe/arm: exec format error"
+
+ROSETTA_ENTRY = """enabled
+interpreter /mnt/lima-rosetta/rosetta
+flags: OCF
+offset 0
+magic 7f454c4602010100000000000000000002003e00
+mask fffffffffffefe00fffffffffffffffffeffffff
+"""
+ROSETTA_ENTRY_P = ROSETTA_ENTRY.replace("/mnt/lima-rosetta/rosetta", "/run/rosetta/rosetta").replace("OCF", "POCF")
+
+
+def test_docker_top_names_the_emulator_of_each_program() -> None:
+    seen = read_top(DOCKER_TOP)
+    assert seen["amd64"] == ("", "1463")
+    assert seen["386"] == ("", "1503")
+    assert seen["arm64"] == ("/usr/libexec/qemu-binfmt/aarch64-binfmt-P", "1519")
+    assert set(seen) == {"amd64", "386", "arm64", "arm"}
+
+
+def test_podman_top_has_its_own_titles() -> None:
+    seen = read_top(PODMAN_TOP)
+    assert seen == {"amd64": ("", "1"), "arm64": ("/usr/libexec/qemu-binfmt/aarch64-binfmt-P", "6")}
+
+
+def test_a_program_path_in_the_arguments_of_another_command_is_not_a_run() -> None:
+    top = {"Titles": ["PID", "CMD"], "Processes": [["7", "sh -c echo /probe/arm64"]]}
+    assert read_top(top) == {}
+
+
+@pytest.mark.parametrize(
+    ("family", "engine", "seen", "error", "kind", "emulator"),
+    [
+        ("amd64", "amd64", ("", "1"), "", NATIVE, ""),
+        ("386", "amd64", ("", "2"), "", NATIVE, ""),
+        ("arm64", "amd64", ("/usr/libexec/qemu-binfmt/aarch64-binfmt-P", "3"), "", EMULATED, "QEMU"),
+        ("amd64", "arm64", ("/usr/bin/qemu-x86_64-static", "3"), "", EMULATED, "QEMU"),
+        # Rosetta in an arm64 VM: without P (before macOS 14) and with it.
+        ("amd64", "arm64", ("/mnt/lima-rosetta/rosetta", "9"), "", EMULATED, "Rosetta"),
+        ("amd64", "arm64", ("/run/rosetta/rosetta", "9"), "", EMULATED, "Rosetta"),
+        # arm on an arm64 CPU with AArch32 runs natively; on one without, it is refused.
+        ("arm", "arm64", ("", "4"), "", NATIVE, ""),
+        ("arm", "arm64", None, A64FX_ARM, UNAVAILABLE, ""),
+        # Something ran an amd64 program on arm64 without showing itself.
+        ("amd64", "arm64", ("", "5"), "", EMULATED, "an emulator that did not show itself"),
+    ],
+)
+def test_judge(family: str, engine: str, seen: tuple[str, str] | None, error: str, kind: str, emulator: str) -> None:
+    run = judge(family, engine, seen, error)
+    assert (run.kind, run.emulator) == (kind, emulator)
+
+
+def test_arm_without_aarch32_says_why_and_the_fix() -> None:
+    run = judge("arm", "arm64", None, A64FX_ARM)
+    assert run.reason.startswith("exec format error: this arm64 CPU has no AArch32 and no arm emulator")
+    assert "qemu-user-static" in run.reason
+
+
+def test_a_missing_emulator_elsewhere_is_not_blamed_on_aarch32() -> None:
+    run = judge("riscv64", "amd64", None, "exec /probe/riscv64: exec format error")
+    assert "no emulator for riscv64 is registered" in run.reason
+    assert "AArch32" not in run.reason
+
+
+def test_an_interpreter_containers_cannot_open_points_at_the_f_flag() -> None:
+    run = judge("arm64", "amd64", None, "exec /probe/arm64: no such file or directory")
+    assert run.kind == UNAVAILABLE
+    assert "F flag" in run.reason
+
+
+def test_rosetta_entries_parse_and_match_amd64_only(tmp_path: Path) -> None:
+    for name, text in (("rosetta", ROSETTA_ENTRY), ("rosetta-p", ROSETTA_ENTRY_P)):
+        (tmp_path / name).write_text(text)
+    handlers = binfmt.read_handlers(tmp_path)
+    amd64 = spec_for(Platform.parse("linux/amd64"))
+    arm64 = spec_for(Platform.parse("linux/arm64"))
+    assert amd64 is not None
+    assert arm64 is not None
+    assert binfmt.handler_for(amd64, handlers) is not None
+    assert binfmt.handler_for(arm64, handlers) is None
+    assert local_emulators(handlers) == ("rosetta (Rosetta, OCF)", "rosetta-p (Rosetta, POCF)")
+
+
+def test_this_machines_recorded_debian_handlers_are_qemu() -> None:
+    handlers = binfmt.read_handlers(Path(__file__).parent.parent / "data" / "binfmt-debian")
+    found = local_emulators(handlers)
+    assert found
+    assert all("(QEMU, " in item for item in found)
+
+
+def test_store_of_docker_info() -> None:
+    assert store_of({"Driver": "overlay2", "DriverStatus": [["Backing Filesystem", "extfs"]]}) == "overlay2"
+    containerd = {"Driver": "overlayfs", "DriverStatus": [["driver-type", "io.containerd.snapshotter.v1"]]}
+    assert store_of(containerd) == "containerd (overlayfs)"
+    assert store_of({}) == "?"
+
+
+def test_a_survey_travels_as_data() -> None:
+    found = Survey(
+        "unix:///x.sock",
+        version="20.10.24",
+        platform="linux/arm64",
+        kernel_arch="aarch64",
+        store="overlay2",
+        emulators=("/usr/libexec/qemu-binfmt/x86_64-binfmt-P (QEMU)",),
+        runs={
+            "arm64": FamilyRun("arm64", NATIVE),
+            "amd64": FamilyRun("amd64", EMULATED, "QEMU", "/usr/libexec/qemu-binfmt/x86_64-binfmt-P"),
+            "arm": judge("arm", "arm64", None, A64FX_ARM),
+        },
+        seconds=12.9,
+    )
+    assert Survey.from_data(found.to_data()) == found
+    assert found.modes_line() == "native arm64; emulated (QEMU) amd64; unavailable arm (asked in 12.90s)"
+    assert "not this machine's kernel" in found.describe()
+
+
+def test_many_handlers_of_one_emulator_are_counted() -> None:
+    many = tuple(f"qemu-{n} (QEMU, PF)" for n in ("aarch64", "arm", "ppc64le", "s390x", "riscv64"))
+    found = Survey("x", platform="linux/amd64", emulators=(*many, "rosetta (Rosetta, OCF)"))
+    assert "QEMU x5 (binfmt_misc, flags PF), rosetta (Rosetta, OCF)" in found.describe()
+
+
+# --- the programs ---------------------------------------------------------------------------
+@pytest.mark.parametrize("family", sorted(PROGRAMS))
+def test_each_program_is_an_executable_of_its_architecture(family: str) -> None:
+    program = PROGRAMS[family]
+    info = elf.parse(program.elf(), family)
+    assert (info.elf_class, info.big_endian, info.machine) == (
+        program.spec.elf_class,
+        program.spec.big_endian,
+        program.spec.machine,
+    )
+    assert info.etype == 2
+    assert info.interp is None
+    assert info.dynamic is None
+    # The kernel's binfmt_misc sees what the harness expects of that architecture.
+    assert program.elf()[:20] == binfmt.elf_header(program.spec)
+
+
+def test_every_arm_variant_shares_the_arm_program() -> None:
+    programs = {program_for(Platform.parse(p)) for p in ("linux/arm/v5", "linux/arm/v6", "linux/arm/v7")}
+    assert len(programs) == 1
+    arm = programs.pop()
+    assert arm is not None
+    assert elf.parse(arm.elf()).flags == 0x05000000
+    assert program_for(Platform.parse("linux/amd64/v3")) is PROGRAMS["amd64"]
+    assert program_for(Platform.parse("windows/amd64")) is None
+
+
+def test_the_probe_image_is_the_same_bytes_every_time() -> None:
+    first, again = probe_archive("arm64"), probe_archive("arm64")
+    assert first == again
+    assert first[0] != probe_archive("amd64")[0]
+
+
+# --- the cgroup CPU counters ------------------------------------------------------------------
+def test_cgroup_v2_cpu_stat(tmp_path: Path) -> None:
+    proc, root = tmp_path / "proc", tmp_path / "cg"
+    (proc / "42").mkdir(parents=True)
+    (proc / "42" / "cgroup").write_text("0::/system.slice/docker-abc.scope\n")
+    stat = root / "system.slice" / "docker-abc.scope" / "cpu.stat"
+    stat.parent.mkdir(parents=True)
+    stat.write_text("usage_usec 1500000\nuser_usec 1000000\nsystem_usec 500000\n")
+    found = cgroup_cpu_file(proc, "42", root)
+    assert found == stat
+    assert cgroup_cpu_seconds(found.name, found.read_text()) == 1.5
+
+
+def test_cgroup_v1_cpuacct(tmp_path: Path) -> None:
+    proc, root = tmp_path / "proc", tmp_path / "cg"
+    (proc / "7").mkdir(parents=True)
+    (proc / "7" / "cgroup").write_text("9:name=systemd:/docker/abc\n3:cpu,cpuacct:/docker/abc\n2:pids:/docker/abc\n")
+    usage = root / "cpu,cpuacct" / "docker" / "abc" / "cpuacct.usage"
+    usage.parent.mkdir(parents=True)
+    usage.write_text("250000000\n")
+    found = cgroup_cpu_file(proc, "7", root)
+    assert found == usage
+    assert cgroup_cpu_seconds(found.name, found.read_text()) == 0.25
+
+
+def test_no_cgroup_is_none(tmp_path: Path) -> None:
+    assert cgroup_cpu_file(tmp_path, "0") is None
+    assert cgroup_cpu_file(tmp_path, "123") is None
+    assert cgroup_cpu_seconds("cpu.stat", "user_usec 3\n") is None
