@@ -2,6 +2,11 @@
 
 If they do not answer, these tests are skipped here with the reason, and fail in CI.
 Only fixtures live here; what the tests share otherwise is in enginekit.py.
+
+The other engines (an arm64 engine in a VM, the trixie engine with the containerd store)
+are started by their stack scripts in the background as soon as collection has picked a
+test that needs them, so their boot overlaps the tests before; they are stopped at the end
+if this run started them.
 """
 
 from __future__ import annotations
@@ -11,7 +16,59 @@ from pathlib import Path
 import docker
 import pytest
 import requests
-from enginekit import DEBIAN_SAMPLES, REGISTRY, SAMPLES, harness_containers, sample_refs, unavailable
+from enginekit import (
+    DEBIAN_SAMPLES,
+    REGISTRY,
+    SAMPLES,
+    StackEngine,
+    harness_containers,
+    sample_refs,
+    unavailable,
+)
+
+#: Engines a test may ask for by fixture, started by their stack scripts.
+STACK_ENGINES = {
+    "arm64_vm": StackEngine(
+        "arm64 engine in a VM",
+        ["stack/arm64-vm", "start", "--cpu", "a64fx"],
+        ["stack/arm64-vm", "stop"],
+        ["stack/arm64-vm", "status"],
+        "unix:///run/multiarch-arm64.sock",
+    ),
+    "trixie_engine": StackEngine(
+        "trixie engine (containerd store)",
+        ["stack/trixie-engine", "start"],
+        ["stack/trixie-engine", "stop"],
+        ["stack/trixie-engine", "status"],
+        "unix:///run/multiarch-trixie/docker.sock",
+    ),
+}
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    if hasattr(session.config, "workerinput"):
+        return  # xdist's controller starts them
+    wanted = {name for item in session.items for name in getattr(item, "fixturenames", ()) if name in STACK_ENGINES}
+    for name in sorted(wanted):
+        STACK_ENGINES[name].start_in_background(session.config)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    for stack in STACK_ENGINES.values():
+        stack.stop_if_started()
+
+
+@pytest.fixture(scope="session")
+def arm64_vm() -> StackEngine:
+    """The arm64 engine in a qemu-system-aarch64 VM (a CPU without AArch32), as Docker
+    Desktop on Apple Silicon is to a client: a unix socket, and tcp on loopback."""
+    return STACK_ENGINES["arm64_vm"].ready()
+
+
+@pytest.fixture(scope="session")
+def trixie_engine() -> StackEngine:
+    """Debian trixie's docker.io with the containerd image store, beside bookworm's."""
+    return STACK_ENGINES["trixie_engine"].ready()
 
 
 @pytest.fixture(scope="session")

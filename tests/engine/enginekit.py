@@ -138,3 +138,60 @@ def buildah_write(ref: str, *destinations: str) -> None:
             run("manifest", "push", "--all", "--tls-verify=false", name, dest)
     finally:
         subprocess.run(["buildah", "manifest", "rm", name], capture_output=True, check=False)
+
+
+class StackEngine:
+    """An engine that a stack script starts (``start``), stops and reports on."""
+
+    def __init__(self, name: str, start: list[str], stop: list[str], status: list[str], url: str) -> None:
+        self.name, self.url = name, url
+        self._start, self._stop, self._status = start, stop, status
+        self._proc: subprocess.Popen | None = None
+        self._log: Path | None = None
+        self._started_here = False
+        self._ready: bool | None = None
+        self.status = ""
+
+    def _running(self) -> bool:
+        return subprocess.run(self._status, cwd=TOP, capture_output=True, check=False).returncode == 0
+
+    def start_in_background(self, config: pytest.Config) -> None:
+        if self._proc is not None:
+            return
+        self._started_here = not self._running()
+        self._log = Path(config.rootpath) / ".pytest-stack" / f"{self._start[0].rsplit('/', 1)[-1]}.log"
+        self._log.parent.mkdir(exist_ok=True)
+        with open(self._log, "w") as log:
+            # Its own session: Ctrl-C of the tests reaches pytest, which stops it at the end.
+            self._proc = subprocess.Popen(
+                self._start, cwd=TOP, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+
+    def ready(self, timeout: float = 1800) -> StackEngine:
+        """Wait for the background start; unavailable (a failure in CI) with its log if it failed."""
+        if self._proc is None:
+            unavailable(f"{self.name} was not started (no test of it was collected)")
+        assert self._proc is not None
+        assert self._log is not None
+        if self._ready is None:
+            try:
+                code = self._proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                code = None
+            self.status = self._log.read_text(errors="replace")
+            self._ready = code == 0
+        if not self._ready:
+            unavailable(f"{self.name} did not start: {' '.join(self._start)} said:\n{self.status[-3000:]}")
+        return self
+
+    def stop_if_started(self) -> None:
+        if self._proc is None:
+            return
+        if self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+        if self._started_here:
+            subprocess.run(self._stop, cwd=TOP, capture_output=True, check=False, timeout=300)
