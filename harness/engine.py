@@ -86,6 +86,8 @@ class Engine:
         #: The architectures to ask about when the engine is first surveyed (every one the
         #: harness has a program for, unless the caller narrows it).
         self.wanted: set[str] = set(PROGRAMS)
+        #: Labels the survey's container carries besides the harness's own (the session's).
+        self.labels: dict[str, str] = {}
         self._survey = survey
         self._survey_lock = threading.Lock()
 
@@ -100,6 +102,15 @@ class Engine:
         in an emulated VM. (None, None) when the survey could not run."""
         found = self.survey()
         return found.exec_cpu_s, found.exec_wall_s
+
+    @property
+    def containerd_store(self) -> bool:
+        """The engine keeps images in containerd's store (one name, every platform of an
+        index; ``docker save`` writes an OCI layout), as its ``docker info`` says."""
+        if self._survey is not None and self._survey.store:
+            return self._survey.containerd_store
+        with self._answering("docker info"):
+            return surveying.store_of(self.client.info()).startswith("containerd")
 
     @property
     def surveyed(self) -> bool:
@@ -119,7 +130,7 @@ class Engine:
             if done is None or (missing & set(PROGRAMS) and not done.error):
                 from .labels import HOSTNAME, LABEL, LABEL_HOST, LABEL_PID
 
-                labels = {LABEL: "true", LABEL_HOST: HOSTNAME, LABEL_PID: str(os.getpid())}
+                labels = {LABEL: "true", LABEL_HOST: HOSTNAME, LABEL_PID: str(os.getpid()), **self.labels}
                 asked = surveying.run_survey(self.client, self.base_url, self.wanted | missing, labels)
                 if done is not None and not asked.error:
                     asked = dataclasses.replace(asked, runs={**done.runs, **asked.runs})
@@ -191,8 +202,9 @@ class Engine:
     def pull(self, pinned: str, auth: tuple[str, str] | None = None) -> None:
         """Pull ``name@digest`` unless present. One pull per digest at a time on this machine.
 
-        The engine keeps one platform per tag, so pulls and runs always go by the
-        platform's own manifest digest.
+        The classic store keeps one platform per tag (the containerd store keeps an index
+        under one name, and runs the engine's platform of it), so pulls and runs always go
+        by the platform's own manifest digest, on both.
         """
         import docker.errors
 

@@ -24,6 +24,7 @@ from .arch import page_sizes
 from .checks import PASSED, SKIPPED, CheckResult, read_result, results_key, write_result
 from .engine import UNAVAILABLE, Engine, EngineError, Mode
 from .errors import MultiarchError
+from .labels import LABEL_SESSION
 from .layers import DEFAULT_MAX_LAYER_BYTES, Filesystem
 from .manifest import ImageConfig
 from .planner import ImagePlan, PlanError, Planner, Target, unavailable
@@ -123,6 +124,7 @@ class Harness:
     def _new_engine(self, url: str | None) -> Engine:
         engine = Engine(url)
         engine.adopt(self._surveys.get(engine.base_url))
+        engine.labels = {LABEL_SESSION: self.session_id}
         if self.requested is not None:  # ask about the platforms of this run only
             engine.wanted = set(families_of(self.requested))
         return engine

@@ -7,15 +7,18 @@ does each platform's config say, what is in its filesystem, and what should the 
     docker://REF                  the same, spelled as containers-transports do
     oci:PATH[:TAG]                an OCI image layout directory
     oci-archive:PATH[:TAG]        an OCI image layout in a tar file
-    docker-daemon:NAME            an image already in the engine (one platform)
+    docker-daemon:NAME            an image already in the engine: one platform in the classic
+                                  store; every platform it holds in the containerd store
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import tarfile
+import tempfile
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -353,10 +356,59 @@ class ArchiveSource(_LocalSource):
             return self.registry.store_blob(digest, iter(lambda: fh.read(1 << 20), b""), self.name)
 
 
+class StoreSource(ArchiveSource):
+    """An image in an engine with the containerd image store (Docker Engine 29's default,
+    Docker Desktop's since 4.34). There one name holds a whole index, and ``docker save``
+    writes it as an OCI layout: the index as pushed, with the blobs of the platforms the
+    store has. It is read as an OCI archive; every platform whose manifest is in it is
+    tested, and runs from the scratch registry, as a layout's do."""
+
+    def __init__(
+        self, name: str, image: str, engine: Engine, registry: Registry, scratch: str, layer_limit: int
+    ) -> None:
+        import docker.errors
+
+        self.image = image
+        try:
+            found = engine.client.images.get(image)
+        except docker.errors.ImageNotFound as exc:
+            raise SourceError(f"{name}: the engine has no image {image!r} (docker pull it first)") from exc
+        except docker.errors.DockerException as exc:
+            raise SourceError(f"{name}: the engine at {engine.base_url} failed: {exc}") from exc
+        fd, tmp = tempfile.mkstemp(prefix="multiarch-store-", suffix=".tar")
+        self._saved = Path(tmp)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                for chunk in found.save(chunk_size=1 << 20):
+                    out.write(chunk)
+            super().__init__(name, self._saved, None, registry, scratch, layer_limit)
+        except BaseException as exc:
+            self._saved.unlink(missing_ok=True)
+            if isinstance(exc, docker.errors.DockerException):
+                raise SourceError(f"{name}: docker save {image} failed: {exc}") from exc
+            raise
+
+    def resolve(self, pin: str | None = None) -> Resolved:
+        whole = super().resolve(pin)
+        held = tuple((p, d) for p, d in whole.entries if _blob_rel(d) in self.members)
+        absent = [str(p) for p, d in whole.entries if _blob_rel(d) not in self.members]
+        notes = whole.notes
+        if absent:
+            notes += (
+                f"{self.image} in the engine's store holds {len(held)} of the index's platforms; not "
+                f"pulled there: {', '.join(absent)} (docker pull --platform P {self.image})",
+            )
+        return Resolved(whole.is_index, whole.digest, held, notes)
+
+    def close(self) -> None:
+        super().close()
+        self._saved.unlink(missing_ok=True)
+
+
 class DaemonSource(Source):
-    """An image in the engine's store. It holds one platform (the store keeps one per
-    name), read with ``docker save`` as a stream: each layer is indexed as it passes and
-    cached by its diff ID."""
+    """An image in the engine's classic store. It holds one platform (the store keeps one
+    per name), read with ``docker save`` as a stream: each layer is indexed as it passes
+    and cached by its diff ID."""
 
     def __init__(
         self, name: str, image: str, engine: Engine, cache: IndexCache, layer_limit: int = DEFAULT_MAX_LAYER_BYTES
@@ -484,6 +536,8 @@ def open_source(
     if sep and kind == "docker-daemon":
         if engine is None:
             raise SourceError(f"{text}: needs a container engine")
+        if engine.containerd_store:
+            return StoreSource(text, rest, engine, registry, scratch, layer_limit)
         return DaemonSource(text, rest, engine, IndexCache(registry.cache_dir), layer_limit)
     ref_text = text[len("docker://") :] if text.startswith("docker://") else text
     return RegistrySource(text, Reference.parse(ref_text), registry, layer_limit)
@@ -523,5 +577,6 @@ __all__ = [
     "Resolved",
     "Source",
     "SourceError",
+    "StoreSource",
     "open_source",
 ]

@@ -19,12 +19,20 @@ import requests
 from enginekit import (
     DEBIAN_SAMPLES,
     REGISTRY,
+    SAMPLE_TESTS,
     SAMPLES,
     StackEngine,
+    busybox_binaries,
     harness_containers,
+    project,
+    run_plugin,
     sample_refs,
+    sample_run_args,
     unavailable,
 )
+
+#: Platforms whose busybox the tests that push their own images use.
+BUSYBOX_PLATFORMS = ("linux/amd64", "linux/arm64", "linux/arm/v7", "linux/arm/v5", "linux/ppc64le", "linux/s390x")
 
 #: Engines a test may ask for by fixture, started by their stack scripts.
 STACK_ENGINES = {
@@ -101,6 +109,27 @@ def samples(registry: str) -> dict[str, str]:
 def debian_samples(registry: str) -> dict[str, str]:
     """The Debian root filesystem samples, on their own six platforms (DEBIAN_PLATFORMS)."""
     return sample_refs(registry, DEBIAN_SAMPLES)
+
+
+@pytest.fixture(scope="session")
+def busybox(samples) -> dict[str, bytes]:
+    """Each platform's static busybox, read from the good sample image's layers."""
+    return busybox_binaries(samples["good"], BUSYBOX_PLATFORMS)
+
+
+@pytest.fixture(scope="session")
+def samples_project(tmp_path_factory) -> Path:
+    return project(tmp_path_factory, "samples", {"test_busybox.py": SAMPLE_TESTS.read_text()})
+
+
+@pytest.fixture(scope="session")
+def sample_run(samples, samples_project, engine):
+    """The sample run on this machine's engine (bookworm's docker), once per session."""
+    before = engine.containers.list(all=True, filters={"label": "io.multiarch-harness"})
+    out = run_plugin(samples_project, *sample_run_args(samples, samples_project), env={"COLUMNS": "80"})
+    after = engine.containers.list(all=True, filters={"label": "io.multiarch-harness"})
+    assert len(after) <= len(before), "the run left containers behind"
+    return out
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tarfile
 import time
 import uuid
 from pathlib import Path
@@ -37,6 +38,29 @@ DEBIAN_PLATFORMS = [
     if not line.startswith("#")
     for word in line.split()
 ]
+
+
+#: What a team would write for its own image: the busybox samples' user tests.
+SAMPLE_TESTS = TOP / "sample_images" / "tests" / "test_busybox.py"
+
+
+def sample_run_args(samples: dict[str, str], where: Path) -> list[str]:
+    """The sample run: every busybox sample on the nine release platforms, every report."""
+    return [
+        *(a for ref in samples.values() for a in ("--image", ref)),
+        "--platforms",
+        ",".join(RELEASE_PLATFORMS),
+        "-rf",
+        "-v",
+        "--junitxml",
+        str(where / "junit.xml"),
+        "--multiarch-markdown",
+        str(where / "summary.md"),
+        "--multiarch-html",
+        str(where / "report.html"),
+        "--slowdown-probe",
+        "always",
+    ]
 
 
 def unavailable(why: str) -> None:
@@ -195,3 +219,26 @@ class StackEngine:
                 self._proc.kill()
         if self._started_here:
             subprocess.run(self._stop, cwd=TOP, capture_output=True, check=False, timeout=300)
+
+
+def busybox_binaries(ref: str, platforms: tuple[str, ...]) -> dict[str, bytes]:
+    """Each platform's static busybox, read from an image's layers (the good sample's)."""
+    from harness import Harness
+
+    out = {}
+    with Harness(",".join(platforms)) as h:
+        for target in h.plan(ref).targets:
+            source = h.source(target.image)
+            for layer in source.manifest(target.digest).layers:
+                with tarfile.open(source.blob_path(layer.digest), mode="r:*") as tar:
+                    for member in tar:
+                        if member.isfile() and member.name.lstrip("./") == "bin/busybox":
+                            found = tar.extractfile(member)
+                            assert found is not None
+                            out[str(target.platform)] = found.read()
+    return out
+
+
+def rootfs(busybox_bin: bytes, *, applets=("sh", "uname", "echo", "sleep", "true")) -> dict[str, bytes | str]:
+    """A root filesystem of one static busybox and links to the applets named."""
+    return {"/bin/busybox": busybox_bin, **{f"/bin/{a}": "busybox" for a in applets}}

@@ -20,6 +20,7 @@ from enginekit import by_platform, image_named, project, run_plugin
 
 from harness import binfmt
 from harness.engine import Engine
+from harness.labels import LABEL_SESSION
 from harness.platform import Platform
 from harness.survey import EMULATED, NATIVE, PROBE_REPO, local_emulators
 from harness.tinyelf import EXITS, PROGRAMS
@@ -130,6 +131,7 @@ def test_under_xdist_the_controller_asks_once_and_the_slowdown_is_the_loops_own(
     slowdown of a CPU-bound test within 25% of the ratio of its loop's own times."""
     where = project(tmp_path_factory, "asked-once", {"test_cpu.py": CPU_BOUND})
     own_file = where / "own.jsonl"
+    session = f"asked-once-{os.getpid()}"
     since = time.time() - 1
     result, data = run_plugin(
         where,
@@ -139,13 +141,20 @@ def test_under_xdist_the_controller_asks_once_and_the_slowdown_is_the_loops_own(
         "linux/amd64,linux/arm64,linux/s390x",
         "-n",
         "2",
+        "--multiarch-session-id",
+        session,
         env={"OWN_TIMES": str(own_file)},
     )
     until = time.time() + 1
     assert result.ret == 0, "\n".join(result.outlines[-30:])
     client = docker.from_env()
     events = client.api.events(since=since, until=until, decode=True, filters={"type": "container", "event": "create"})
-    made = [e for e in events if str(e.get("from", "")).startswith(PROBE_REPO)]
+    made = [
+        e
+        for e in events
+        if str(e.get("from", "")).startswith(PROBE_REPO)
+        and e.get("Actor", {}).get("Attributes", {}).get(LABEL_SESSION) == session
+    ]
     assert len(made) == 1, made
     assert any(
         line.startswith("multiarch:   runs native amd64; emulated (QEMU) arm64 s390x") for line in result.outlines

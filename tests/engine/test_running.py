@@ -14,7 +14,7 @@ import time
 import pytest
 from enginekit import TOP, by_platform, harness_containers, image_named, project, reap, run_plugin
 
-from harness.labels import HOSTNAME, LABEL, LABEL_HOST, LABEL_PID, LABEL_SESSION
+from harness.labels import HOSTNAME, LABEL, LABEL_HOST, LABEL_PID, LABEL_PLATFORM, LABEL_SESSION
 
 TIMEOUT_TESTS = """
 import json, pathlib, pytest
@@ -269,9 +269,11 @@ def test_an_engine_stopped_mid_run(samples, podman, tmp_path_factory, engine, no
     second = docker.DockerClient(base_url=podman)
     try:
         deadline = time.monotonic() + 90
-        while time.monotonic() < deadline and not second.api.containers(filters={"label": LABEL}):
+        # A test's container, not the survey's probe container (which carries no platform).
+        tests_started = {"label": [LABEL, LABEL_PLATFORM]}
+        while time.monotonic() < deadline and not second.api.containers(filters=tests_started):
             time.sleep(0.2)
-        assert second.api.containers(filters={"label": LABEL}), "no container started on the second engine"
+        assert second.api.containers(filters=tests_started), "no container started on the second engine"
         time.sleep(2)  # into test_2's sleep on s390x
         for pid in _podman_service_pids():
             os.kill(pid, signal.SIGKILL)

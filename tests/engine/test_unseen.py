@@ -9,42 +9,19 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import tarfile
 import uuid
 
 import pytest
 from elfcraft import elf_for
-from enginekit import by_platform, image_named, project, run_plugin
+from enginekit import by_platform, image_named, project, rootfs, run_plugin
 from push import Pusher
 
-from harness import Harness
-
-NEEDED = ("linux/amd64", "linux/arm64", "linux/arm/v7", "linux/arm/v5", "linux/ppc64le", "linux/s390x")
 TESTS = """
 def test_echo(container, platform):
     result = container.run(["echo", str(platform)])
     assert result.exit_code == 0
     assert result.stdout.strip() == str(platform)
 """
-
-
-@pytest.fixture(scope="module")
-def busybox(samples) -> dict[str, bytes]:
-    """Each platform's static busybox, read from the good sample image's layers."""
-    out = {}
-    with Harness(",".join(NEEDED)) as h:
-        for target in h.plan(samples["good"]).targets:
-            source = h.source(target.image)
-            for layer in source.manifest(target.digest).layers:
-                with tarfile.open(source.blob_path(layer.digest), mode="r:*") as tar:
-                    for member in tar:
-                        if member.isfile() and member.name.lstrip("./") == "bin/busybox":
-                            out[str(target.platform)] = tar.extractfile(member).read()
-    return out
-
-
-def rootfs(busybox_bin: bytes, *, applets=("sh", "uname", "echo", "sleep", "true")) -> dict[str, bytes | str]:
-    return {"/bin/busybox": busybox_bin, **{f"/bin/{a}": "busybox" for a in applets}}
 
 
 @pytest.fixture(scope="module")

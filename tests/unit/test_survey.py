@@ -236,28 +236,36 @@ def test_the_probe_image_is_the_same_bytes_every_time() -> None:
 
 
 # --- the cgroup CPU counters ------------------------------------------------------------------
-def test_cgroup_v2_cpu_stat(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("cgroup", "counter", "text", "seconds"),
+    [
+        # cgroup v2: one hierarchy, microseconds in cpu.stat.
+        (
+            "0::/system.slice/docker-abc.scope\n",
+            "system.slice/docker-abc.scope/cpu.stat",
+            "usage_usec 1500000\nuser_usec 1000000\nsystem_usec 500000\n",
+            1.5,
+        ),
+        # cgroup v1 (this machine's docker): nanoseconds in cpuacct.usage of the cpu,cpuacct mount.
+        (
+            "9:name=systemd:/docker/abc\n3:cpu,cpuacct:/docker/abc\n2:pids:/docker/abc\n",
+            "cpu,cpuacct/docker/abc/cpuacct.usage",
+            "250000000\n",
+            0.25,
+        ),
+    ],
+)
+def test_the_cgroup_cpu_counter_of_a_process(
+    tmp_path: Path, cgroup: str, counter: str, text: str, seconds: float
+) -> None:
     proc, root = tmp_path / "proc", tmp_path / "cg"
     (proc / "42").mkdir(parents=True)
-    (proc / "42" / "cgroup").write_text("0::/system.slice/docker-abc.scope\n")
-    stat = root / "system.slice" / "docker-abc.scope" / "cpu.stat"
-    stat.parent.mkdir(parents=True)
-    stat.write_text("usage_usec 1500000\nuser_usec 1000000\nsystem_usec 500000\n")
+    (proc / "42" / "cgroup").write_text(cgroup)
+    (root / counter).parent.mkdir(parents=True)
+    (root / counter).write_text(text)
     found = cgroup_cpu_file(proc, "42", root)
-    assert found == stat
-    assert cgroup_cpu_seconds(found.name, found.read_text()) == 1.5
-
-
-def test_cgroup_v1_cpuacct(tmp_path: Path) -> None:
-    proc, root = tmp_path / "proc", tmp_path / "cg"
-    (proc / "7").mkdir(parents=True)
-    (proc / "7" / "cgroup").write_text("9:name=systemd:/docker/abc\n3:cpu,cpuacct:/docker/abc\n2:pids:/docker/abc\n")
-    usage = root / "cpu,cpuacct" / "docker" / "abc" / "cpuacct.usage"
-    usage.parent.mkdir(parents=True)
-    usage.write_text("250000000\n")
-    found = cgroup_cpu_file(proc, "7", root)
-    assert found == usage
-    assert cgroup_cpu_seconds(found.name, found.read_text()) == 0.25
+    assert found == root / counter
+    assert cgroup_cpu_seconds(found.name, found.read_text()) == seconds
 
 
 def test_no_cgroup_is_none(tmp_path: Path) -> None:
