@@ -54,6 +54,7 @@ def render(report: Report) -> str:
         f"{escape(report.engine or '?')}; emulated here: {escape(emulated)}."
         + (f" Limit: slowdown at most {report.max_slowdown:g}x." if report.max_slowdown is not None else "")
         + "</p>",
+        *(f'<p class="meta engine">{escape(line.strip())}</p>' for line in report.engine_lines() if line),
     ]
     if not report.run.complete:
         parts.append(

@@ -477,6 +477,9 @@ class Report:
             out += ["", "What the red rows caught:", "", *caught]
         if warned:
             out += ["", "Warnings (the checks passed):", "", *warned]
+        engines = [line for line in self.engine_lines() if line]
+        if engines:
+            out += ["", "Where it ran:", "", *(f"- {_markdown_cell(line.strip())}" for line in engines)]
         for image in self.images.values():
             plats, tests = self.test_grid(image)
             if not tests:
@@ -501,7 +504,8 @@ class Report:
             out.append("")
         rows = self.rows()
         for line in self.engine_lines():
-            out.extend(textwrap.wrap(line, width, subsequent_indent="    ") or [""])
+            wrapped = textwrap.wrap(line, width, subsequent_indent="    ", break_on_hyphens=False)
+            out.extend(wrapped or [""])
         for image in self.images.values():
             mine = [r for r in rows if r.ref == image.ref]
             if out and out[-1]:

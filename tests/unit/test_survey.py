@@ -272,3 +272,38 @@ def test_no_cgroup_is_none(tmp_path: Path) -> None:
     assert cgroup_cpu_file(tmp_path, "0") is None
     assert cgroup_cpu_file(tmp_path, "123") is None
     assert cgroup_cpu_seconds("cpu.stat", "user_usec 3\n") is None
+
+
+# --- what the reports say of the engines ----------------------------------------------------
+def test_every_report_names_the_engine_and_how_it_runs_each_architecture() -> None:
+    from harness.html import render
+    from harness.report import Report
+
+    vm = Survey(
+        "docker 20.10.24+dfsg1 at unix:///run/multiarch-arm64.sock",
+        version="20.10.24+dfsg1",
+        platform="linux/arm64",
+        kernel_arch="aarch64",
+        kernel="6.1.0-50-arm64",
+        operating_system="Debian GNU/Linux 12 (bookworm)",
+        store="overlay2",
+        emulators=("/usr/libexec/qemu-binfmt/x86_64-binfmt-P (QEMU)",),
+        runs={
+            "arm64": FamilyRun("arm64", NATIVE),
+            "amd64": FamilyRun("amd64", EMULATED, "QEMU", "/usr/libexec/qemu-binfmt/x86_64-binfmt-P"),
+            "arm": judge("arm", "arm64", None, A64FX_ARM),
+        },
+        seconds=12.9,
+    )
+    report = Report("linux/arm64", vm.engine)
+    report.engines = [vm.to_data()]
+    matrix = report.matrix(width=80)
+    assert matrix.startswith("engine docker 20.10.24+dfsg1 at unix:///run/multiarch-arm64.sock: linux/arm64,\n")
+    assert "/usr/libexec/qemu-binfmt/x86_64-binfmt-P (QEMU)" in matrix  # paths are not broken
+    assert "  runs native arm64; emulated (QEMU) amd64; unavailable arm (asked in 12.90s)" in matrix
+    assert max(len(line) for line in matrix.splitlines()) <= 80
+    assert "- runs native arm64; emulated (QEMU) amd64; unavailable arm" in report.markdown()
+    assert "not this machine&#x27;s kernel" in render(report) or "not this machine's kernel" in render(report)
+    again = Report.from_json(report.to_json())
+    assert again.engines == [vm.to_data()]
+    assert again.engine_lines() == report.engine_lines()
