@@ -28,6 +28,7 @@ BENCHES = [
     ("The harness against the tools a user would pick instead", "bench/run_platforms.py"),
     ("ELF audit against pulling, exporting and `file`", "bench/elf_audit.py"),
     ("Reported slowdown against hyperfine", "bench/slowdown.py"),
+    ("What asking each engine costs a run", "bench/engine_probe.py"),
     ("How wall time grows with platforms and tests", "bench/scaling.py"),
 ]
 #: The reliability suite: hostile input, faults, security. (file or node, what it attacks with)
