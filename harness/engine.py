@@ -3,8 +3,8 @@
 Everything is asked of the engine (on a Mac the engine is a Linux VM whose architecture
 need not be the laptop's, and whose kernel has its own emulators): its platform, its image
 store, and how it runs each platform, found by running a tiny program of each
-architecture in it (:mod:`harness.survey`). Only when that cannot run does the harness
-fall back to this machine's binfmt_misc, and says so.
+architecture in it (:mod:`harness.survey`). What cannot be asked is not guessed from this
+machine's files: it is unavailable, with the reason.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import binfmt
 from . import survey as surveying
 from .arch import spec_for
 from .errors import MultiarchError
@@ -35,10 +34,6 @@ NATIVE = "native"
 EMULATED = "emulated"
 UNAVAILABLE = "unavailable"
 
-INSTALL_QEMU = (
-    "install QEMU user-mode handlers: `apt-get install qemu-user-static binfmt-support` "
-    "(Debian/Ubuntu) or `docker run --privileged --rm tonistiigi/binfmt --install all`"
-)
 
 
 class EngineError(MultiarchError, RuntimeError):
@@ -82,7 +77,6 @@ class Engine:
             ) from exc
         self.version = str(info.get("Version", "?"))
         self.platform = Platform.normalized(str(info.get("Os", "linux")), str(info.get("Arch", "")))
-        self._handlers: list[binfmt.Handler] | None = None
         #: The architectures to ask about when the engine is first surveyed (every one the
         #: harness has a program for, unless the caller narrows it).
         self.wanted: set[str] = set(PROGRAMS)
@@ -137,26 +131,19 @@ class Engine:
                 self._survey = done = asked
             return done
 
-    @property
-    def is_local(self) -> bool:
-        return self.base_url.startswith("unix://") or self.base_url.startswith("npipe://")
-
-    @property
-    def handlers(self) -> list[binfmt.Handler]:
-        if self._handlers is None:
-            self._handlers = binfmt.read_handlers() if self.is_local else []
-        return self._handlers
-
     def mode(self, platform: Platform) -> Mode:
-        """How this engine runs ``platform``: as its survey found, else as guessed (said so)."""
+        """How this engine runs ``platform``, as its survey found. What the survey could not
+        ask is not guessed from this machine: only the engine's own platform (from
+        ``docker version``) is then native, and the rest unavailable, saying why."""
         if platform.os != self.platform.os:
             return Mode(UNAVAILABLE, f"{platform.os} images cannot run on a {self.platform.os} engine")
         found = self.survey([platform.architecture])
         run = found.runs.get(platform.architecture)
         if run is None:
-            guess = self._guessed_mode(platform)
-            why = found.error or f"the harness has no probe program for {platform.architecture}"
-            return dataclasses.replace(guess, reason=f"{guess.reason} (not asked of the engine: {why})")
+            why = found.error or f"the harness has no {platform.architecture} program to ask it with"
+            if platform == self.platform:  # not its fallbacks: arm/v7 on an arm64 CPU without AArch32
+                return Mode(NATIVE, f"the engine's own platform is {self.platform} (it could not be asked more: {why})")
+            return Mode(UNAVAILABLE, f"the engine could not be asked whether it runs {platform}: {why}")
         if run.kind == surveying.NATIVE:
             return Mode(NATIVE, run.reason)
         if run.kind == surveying.UNAVAILABLE:
@@ -165,39 +152,6 @@ class Engine:
         if run.emulator == "QEMU" and spec is not None and spec.qemu_cpu:
             return Mode(EMULATED, f"{run.reason}, CPU {spec.qemu_cpu}", (("QEMU_CPU", spec.qemu_cpu),))
         return Mode(EMULATED, run.reason)
-
-    def _guessed_mode(self, platform: Platform) -> Mode:
-        """The mode from this machine's binfmt_misc (a local engine) or an assumption."""
-        if platform in self.platform.compatible():
-            return Mode(NATIVE, f"the engine runs {self.platform}")
-        if platform.os != self.platform.os:
-            return Mode(UNAVAILABLE, f"{platform.os} images cannot run on a {self.platform.os} engine")
-        spec = spec_for(platform)
-        if spec is None:
-            return Mode(UNAVAILABLE, f"no known ELF identity for {platform}, so no emulator can be found")
-        if not self.is_local:
-            return Mode(EMULATED, f"remote engine: assuming it emulates {platform}")
-        handler = binfmt.handler_for(spec, self.handlers)
-        if handler is None:
-            return Mode(UNAVAILABLE, f"no binfmt_misc handler for {spec.description}; {INSTALL_QEMU}")
-        if not handler.enabled:
-            return Mode(
-                UNAVAILABLE,
-                f"binfmt_misc handler {handler.name} is disabled; run `update-binfmts --enable {handler.name}`",
-            )
-        if not handler.opens_early:
-            return Mode(
-                UNAVAILABLE,
-                f"binfmt_misc handler {handler.name} lacks the F flag, so containers cannot open "
-                f"{handler.interpreter}; {INSTALL_QEMU}",
-            )
-        if spec.qemu_cpu:
-            return Mode(
-                EMULATED,
-                f"qemu via binfmt_misc handler {handler.name}, CPU {spec.qemu_cpu}",
-                (("QEMU_CPU", spec.qemu_cpu),),
-            )
-        return Mode(EMULATED, f"qemu via binfmt_misc handler {handler.name}")
 
     def pull(self, pinned: str, auth: tuple[str, str] | None = None) -> None:
         """Pull ``name@digest`` unless present. One pull per digest at a time on this machine.

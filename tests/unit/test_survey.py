@@ -307,3 +307,29 @@ def test_every_report_names_the_engine_and_how_it_runs_each_architecture() -> No
     again = Report.from_json(report.to_json())
     assert again.engines == [vm.to_data()]
     assert again.engine_lines() == report.engine_lines()
+
+
+class _Answering:
+    """Just enough of a docker client for Engine's constructor: its version."""
+
+    def version(self) -> dict[str, str]:
+        return {"Version": "20.10.24", "Os": "linux", "Arch": "arm64"}
+
+
+def test_what_the_survey_could_not_ask_is_not_guessed() -> None:
+    from harness.engine import Engine
+
+    failed = Engine("unix:///x.sock", client=_Answering(), survey=Survey("x", error="the probe container failed: 500"))
+    native, arm, amd64 = (failed.mode(Platform.parse(p)) for p in ("linux/arm64", "linux/arm/v7", "linux/amd64"))
+    assert native.kind == NATIVE
+    assert "could not be asked more: the probe container failed: 500" in native.reason
+    assert arm.kind == UNAVAILABLE
+    assert amd64.kind == UNAVAILABLE
+    assert amd64.reason == "the engine could not be asked whether it runs linux/amd64: the probe container failed: 500"
+    asked = Engine(
+        "unix:///y.sock", client=_Answering(), survey=Survey("y", runs={"arm64": FamilyRun("arm64", NATIVE)})
+    )
+    asked.wanted = {"arm64"}  # loong64 has no program: it is not asked again, and not guessed
+    loong = asked.mode(Platform.parse("linux/loong64"))
+    assert loong.kind == UNAVAILABLE
+    assert "no loong64 program to ask it with" in loong.reason
