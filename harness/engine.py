@@ -75,6 +75,7 @@ class Engine:
                 f"no container engine answers at {self.base_url}: {exc}. "
                 "Start one (stack/setup.sh starts dockerd here) or set DOCKER_HOST."
             ) from exc
+        self._version_info = dict(info)
         self.version = str(info.get("Version", "?"))
         self.platform = Platform.normalized(str(info.get("Os", "linux")), str(info.get("Arch", "")))
         #: The architectures to ask about when the engine is first surveyed (every one the
@@ -125,7 +126,9 @@ class Engine:
                 from .labels import HOSTNAME, LABEL, LABEL_HOST, LABEL_PID
 
                 labels = {LABEL: "true", LABEL_HOST: HOSTNAME, LABEL_PID: str(os.getpid()), **self.labels}
-                asked = surveying.run_survey(self.client, self.base_url, self.wanted | missing, labels)
+                asked = surveying.run_survey(
+                    self.client, self.base_url, self.wanted | missing, labels, version=self._version_info
+                )
                 if done is not None and not asked.error:
                     asked = dataclasses.replace(asked, runs={**done.runs, **asked.runs})
                 self._survey = done = asked
