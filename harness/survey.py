@@ -412,12 +412,15 @@ def _top(client: Any, container_id: str) -> dict[str, Any]:
     import docker.errors
     import requests
 
-    try:
-        answer = client.api.top(container_id)
-        if isinstance(answer, dict):
-            return answer
-    except (docker.errors.DockerException, requests.RequestException, ValueError):
-        pass
+    # The engine runs the host's ps, which cuts command lines to COLUMNS when the daemon
+    # has that in its environment: ask for whole lines first (procps: ww), then as is.
+    for ps_args in ("-efww", None):
+        try:
+            answer = client.api.top(container_id, ps_args=ps_args)
+            if isinstance(answer, dict):
+                return answer
+        except (docker.errors.DockerException, requests.RequestException, ValueError):
+            pass
     api = client.api
     url = f"{api.base_url}/v{api.api_version}/libpod/containers/{container_id}/top"
     with api.get(url, stream=True, timeout=60) as response:

@@ -237,9 +237,12 @@ def test_the_probe_runs_where_no_user_test_does(samples, tmp_path_factory, no_le
     timed = sum(1 for secs in plats["linux/amd64"]["probe_s"].values() if secs >= MIN_TIMED_S)
     assert timed <= plats["linux/s390x"]["slowdown_samples"] <= timed + 1
     assert plats["linux/s390x"]["slowdown"] > 1.5
-    # --slowdown-probe never: the uname check alone gives the figure.
     result, data = run_plugin(
         where, "--image", samples["good"], "--platforms", "linux/amd64,linux/s390x", "--slowdown-probe", "never"
     )
     result.assert_outcomes(passed=1 + 8 + 1, skipped=2)
-    assert by_platform(image_named(data, samples["good"]))["linux/s390x"]["slowdown_samples"] == 1
+    # --slowdown-probe never: the uname check alone could give the figure, but natively it
+    # may take under a millisecond of CPU: then it is too short to time, and said so.
+    s390x = by_platform(image_named(data, samples["good"]))["linux/s390x"]
+    assert s390x["slowdown_samples"] in (0, 1)
+    assert (s390x["slowdown"] is None) == (s390x["slowdown_samples"] == 0)
