@@ -35,7 +35,6 @@ EMULATED = "emulated"
 UNAVAILABLE = "unavailable"
 
 
-
 class EngineError(MultiarchError, RuntimeError):
     """The engine is unreachable or refused an operation; the message says which."""
 
