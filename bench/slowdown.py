@@ -7,7 +7,7 @@ side by side in one run.
    slowdown probe only, no user tests) and reports a slowdown per platform: the geometric
    mean, over its paired commands (the uname check and the probe's ``start``, ``shell`` and
    ``hash``), of the ratio of each command's own time against the native platform's,
-   leaving out pairs whose native time is under 1 ms (``harness.report.MIN_TIMED_S``). A
+   leaving out pairs whose native time is under 5 ms (``harness.report.MIN_TIMED_S``). A
    command's own time is the container cgroup's CPU time during it, less what an exec of
    a program that does nothing costs on the engine.
 2. The yardstick: the very same commands, with the same arguments, run as plain processes
@@ -18,7 +18,7 @@ side by side in one run.
    environment the harness gives that platform's containers (``QEMU_CPU``). No exec, no
    runtime, no API: only the command. Before timing, ``uname -m`` must say the same here
    as in the container. Its ratios and geometric mean are taken the same way (the same
-   1 ms rule on its own native times), of each command's fastest run; each platform's
+   MIN_TIMED_S rule on its own native times), of each command's fastest run; each platform's
    commands are timed in one hyperfine call beside the native ones, so that a ratio is of
    times measured moments apart.
 3. For reference, hyperfine times the same commands with ``docker exec`` into one
@@ -30,7 +30,8 @@ side by side in one run.
 Target: the harness's figure within +-15% of the yardstick's for every platform, over
 five rounds that alternate between the three (so that drift of a noisy machine hits them
 alike). The per-command ratios follow the headline table. ``uname -m`` takes about 0.5 ms
-natively, under the 1 ms rule: the yardstick always leaves it out, but the harness's own
+natively, under the MIN_TIMED_S rule (5 ms; 1 ms before, when these words were measured): the
+yardstick always leaves it out, but the harness's own
 time for it is the exec's CPU less the exec cost, which swings by a millisecond or more,
 so now and then a round counts the uname check or the probe's ``start`` (the ``pairs``
 column) with a ratio anywhere from 5x to 50x, and that round's figure moves by up to a
@@ -179,7 +180,7 @@ def paired(
 
 
 def slowdown(mine: dict[str, float], base: dict[str, float]) -> float:
-    """The report's rule: geometric mean of the ratios over the pairs timed natively for at least 1 ms."""
+    """The report's rule: geometric mean of the ratios over the pairs timed natively for at least MIN_TIMED_S."""
     ratios = [mine[k] / base[k] for k in mine if k in base and base[k] >= MIN_TIMED_S and mine[k] > 0]
     return geomean(ratios)
 
@@ -256,7 +257,7 @@ def main() -> int:
 
 def long_only(probes: Rounds, outside: Rounds) -> str:
     """The harness's probe against the yardstick on the commands of at least ``LONG_S``
-    natively alone: what is left of the difference once the short ones, which the 1 ms rule
+    natively alone: what is left of the difference once the short ones, which the MIN_TIMED_S rule
     lets in or keeps out by the noise of their native time, are out of both."""
     keys = [k for k in probes[0][NATIVE][1] if min(r[NATIVE][0][k] for r in outside) >= LONG_S]
     offs = []
