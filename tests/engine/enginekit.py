@@ -242,3 +242,42 @@ def busybox_binaries(ref: str, platforms: tuple[str, ...]) -> dict[str, bytes]:
 def rootfs(busybox_bin: bytes, *, applets=("sh", "uname", "echo", "sleep", "true")) -> dict[str, bytes | str]:
     """A root filesystem of one static busybox and links to the applets named."""
     return {"/bin/busybox": busybox_bin, **{f"/bin/{a}": "busybox" for a in applets}}
+
+
+#: A CPU-bound user test whose loop times itself inside the container: the CPU time the
+#: kernel counts for the shell (/proc/self/schedstat, which QEMU passes through), read by
+#: the shell itself, so no process starts inside the timed part. It appends what it
+#: measured to the file $OWN_TIMES names. Format with ``steps``.
+CPU_BOUND_TEST = """
+import json, os
+
+LOOP = (
+    "read a _ < /proc/self/schedstat; i=0; while [ $i -lt {steps} ]; do i=$((i+1)); done; "
+    "read b _ < /proc/self/schedstat; echo $a $b"
+)
+
+
+def test_cpu_bound(container, platform):
+    result = container.run(["sh", "-c", LOOP])
+    assert result.exit_code == 0, result.stderr
+    a, b = (int(x) / 1e9 for x in result.stdout.split())
+    with open(os.environ["OWN_TIMES"], "a") as out:
+        out.write(json.dumps({{"platform": str(platform), "own": b - a}}) + "\\n")
+"""
+
+
+def own_times(path: Path) -> dict[str, float]:
+    """Platform -> the loop's own seconds, as CPU_BOUND_TEST wrote them."""
+    out = {}
+    for line in path.read_text().splitlines():
+        row = json.loads(line)
+        out[row["platform"]] = row["own"]
+    return out
+
+
+def reported_command_s(image: dict, test: str) -> dict[str, float]:
+    """Platform -> the report's own time (command_s) of the test named ``test``."""
+    return {
+        plat["platform"]: next(t["command_s"] for t in plat["tests"] if test in t["nodeid"])
+        for plat in image["platforms"]
+    }

@@ -8,7 +8,6 @@ handler this kernel picks.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import time
@@ -16,7 +15,7 @@ from pathlib import Path
 
 import docker
 import pytest
-from enginekit import by_platform, image_named, project, run_plugin
+from enginekit import CPU_BOUND_TEST, image_named, own_times, project, reported_command_s, run_plugin
 
 from harness import binfmt
 from harness.engine import Engine
@@ -112,29 +111,10 @@ def test_modes_carry_how_they_were_found(engine):
     assert dict(arm.env) == {"QEMU_CPU": "arm1176"}
 
 
-#: The loop times itself: the shell's own CPU time (/proc/self/schedstat, which QEMU passes
-#: through), read by the shell, so nothing starts inside the timed part.
-CPU_BOUND = """
-import json, os
-
-LOOP = (
-    "read a _ < /proc/self/schedstat; i=0; while [ $i -lt 400000 ]; do i=$((i+1)); done; "
-    "read b _ < /proc/self/schedstat; echo $a $b"
-)
-
-def test_cpu_bound(container, platform):
-    result = container.run(["sh", "-c", LOOP])
-    assert result.exit_code == 0, result.stderr
-    a, b = (int(x) / 1e9 for x in result.stdout.split())
-    with open(os.environ["OWN_TIMES"], "a") as out:
-        out.write(json.dumps({"platform": str(platform), "own": b - a}) + "\\n")
-"""
-
-
 def test_under_xdist_the_controller_asks_once_and_the_slowdown_is_the_loops_own(samples, tmp_path_factory):
     """One probe container for the whole -n 2 run, however many workers; and the reported
     slowdown of a CPU-bound test within 25% of the ratio of its loop's own times."""
-    where = project(tmp_path_factory, "asked-once", {"test_cpu.py": CPU_BOUND})
+    where = project(tmp_path_factory, "asked-once", {"test_cpu.py": CPU_BOUND_TEST.format(steps=400000)})
     own_file = where / "own.jsonl"
     session = f"asked-once-{os.getpid()}"
     since = time.time() - 1
@@ -164,14 +144,8 @@ def test_under_xdist_the_controller_asks_once_and_the_slowdown_is_the_loops_own(
     assert any(
         line.startswith("multiarch:   runs native amd64; emulated (QEMU) arm64 s390x") for line in result.outlines
     )
-    own = {}
-    for line in own_file.read_text().splitlines():
-        row = json.loads(line)
-        own[row["platform"]] = row["own"]
-    plats = by_platform(image_named(data, samples["good"]))
-    reported = {
-        p: next(t["command_s"] for t in v["tests"] if "test_cpu_bound" in t["nodeid"]) for p, v in plats.items()
-    }
+    own = own_times(own_file)
+    reported = reported_command_s(image_named(data, samples["good"]), "test_cpu_bound")
     for platform in ("linux/arm64", "linux/s390x"):
         own_ratio = own[platform] / own["linux/amd64"]
         reported_ratio = reported[platform] / reported["linux/amd64"]

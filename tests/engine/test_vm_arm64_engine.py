@@ -11,11 +11,10 @@ first time to build the guest).
 
 from __future__ import annotations
 
-import json
 import subprocess
 
 import pytest
-from enginekit import TOP, by_platform, image_named, project, run_plugin
+from enginekit import CPU_BOUND_TEST, TOP, by_platform, image_named, own_times, project, reported_command_s, run_plugin
 
 from harness.engine import EMULATED, NATIVE, UNAVAILABLE, Engine
 from harness.platform import Platform
@@ -28,26 +27,6 @@ TCP = "tcp://127.0.0.1:2376"
 GUEST_REGISTRY = "localhost:5100"
 PLATFORMS = ("linux/arm64", "linux/amd64", "linux/arm/v7")
 SAMPLE_TESTS = TOP / "sample_images" / "tests" / "test_busybox.py"
-
-#: A CPU-bound test that times its own loop inside the container: the CPU time the kernel
-#: counts for the shell (/proc/self/schedstat, which QEMU passes through; read by the shell
-#: itself, so no process starts inside the timed part); it writes what it measured.
-CPU_BOUND = """
-import json, os
-
-LOOP = (
-    "read a _ < /proc/self/schedstat; i=0; while [ $i -lt {steps} ]; do i=$((i+1)); done; "
-    "read b _ < /proc/self/schedstat; echo $a $b"
-)
-
-
-def test_cpu_bound(container, platform):
-    result = container.run(["sh", "-c", LOOP])
-    assert result.exit_code == 0, result.stderr
-    a, b = (int(x) / 1e9 for x in result.stdout.split())
-    with open(os.environ["OWN_TIMES"], "a") as out:
-        out.write(json.dumps({{"platform": str(platform), "own": b - a}}) + "\\n")
-"""
 
 
 @pytest.fixture(scope="module")
@@ -140,7 +119,7 @@ def test_the_slowdown_is_the_commands_own(arm64_vm, guest_sample, tmp_path_facto
     """The reported amd64 slowdown of a CPU-bound test against the ratio of the loop's own
     times inside the containers: within 25%. The VM's exec round trip (about 1 s here)
     would otherwise pull the ratio toward 1."""
-    where = project(tmp_path_factory, "vm-slowdown", {"test_cpu.py": CPU_BOUND.format(steps=60000)})
+    where = project(tmp_path_factory, "vm-slowdown", {"test_cpu.py": CPU_BOUND_TEST.format(steps=60000)})
     own_file = where / "own.jsonl"
     result, data = run_plugin(
         where,
@@ -153,12 +132,10 @@ def test_the_slowdown_is_the_commands_own(arm64_vm, guest_sample, tmp_path_facto
         timeout=1200,
     )
     assert result.ret == 0, "\n".join(result.outlines[-40:])
-    own = {}
-    for line in own_file.read_text().splitlines():
-        row = json.loads(line)
-        own[row["platform"]] = row["own"]
-    plats = by_platform(image_named(data, guest_sample))
-    reported = {p: next(t for t in plats[p]["tests"] if "test_cpu_bound" in t["nodeid"])["command_s"] for p in plats}
+    own = own_times(own_file)
+    image = image_named(data, guest_sample)
+    reported = reported_command_s(image, "test_cpu_bound")
+    plats = by_platform(image)
     own_ratio = own["linux/amd64"] / own["linux/arm64"]
     reported_ratio = reported["linux/amd64"] / reported["linux/arm64"]
     wall = {p: next(t for t in plats[p]["tests"] if "test_cpu_bound" in t["nodeid"])["duration_s"] for p in plats}

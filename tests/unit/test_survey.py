@@ -176,21 +176,27 @@ def test_store_of_docker_info() -> None:
     assert store_of({}) == "?"
 
 
+#: What the arm64 engine in the VM (a64fx: no AArch32) answered, as a survey keeps it.
+A64FX_VM = Survey(
+    "docker 20.10.24+dfsg1 at unix:///run/multiarch-arm64.sock",
+    version="20.10.24+dfsg1",
+    platform="linux/arm64",
+    kernel_arch="aarch64",
+    kernel="6.1.0-50-arm64",
+    operating_system="Debian GNU/Linux 12 (bookworm)",
+    store="overlay2",
+    emulators=("/usr/libexec/qemu-binfmt/x86_64-binfmt-P (QEMU)",),
+    runs={
+        "arm64": FamilyRun("arm64", NATIVE),
+        "amd64": FamilyRun("amd64", EMULATED, "QEMU", "/usr/libexec/qemu-binfmt/x86_64-binfmt-P"),
+        "arm": judge("arm", "arm64", None, A64FX_ARM),
+    },
+    seconds=12.9,
+)
+
+
 def test_a_survey_travels_as_data() -> None:
-    found = Survey(
-        "unix:///x.sock",
-        version="20.10.24",
-        platform="linux/arm64",
-        kernel_arch="aarch64",
-        store="overlay2",
-        emulators=("/usr/libexec/qemu-binfmt/x86_64-binfmt-P (QEMU)",),
-        runs={
-            "arm64": FamilyRun("arm64", NATIVE),
-            "amd64": FamilyRun("amd64", EMULATED, "QEMU", "/usr/libexec/qemu-binfmt/x86_64-binfmt-P"),
-            "arm": judge("arm", "arm64", None, A64FX_ARM),
-        },
-        seconds=12.9,
-    )
+    found = A64FX_VM
     assert Survey.from_data(found.to_data()) == found
     assert found.modes_line() == "native arm64; emulated (QEMU) amd64; unavailable arm (asked in 12.90s)"
     assert "not this machine's kernel" in found.describe()
@@ -279,22 +285,7 @@ def test_every_report_names_the_engine_and_how_it_runs_each_architecture() -> No
     from harness.html import render
     from harness.report import Report
 
-    vm = Survey(
-        "docker 20.10.24+dfsg1 at unix:///run/multiarch-arm64.sock",
-        version="20.10.24+dfsg1",
-        platform="linux/arm64",
-        kernel_arch="aarch64",
-        kernel="6.1.0-50-arm64",
-        operating_system="Debian GNU/Linux 12 (bookworm)",
-        store="overlay2",
-        emulators=("/usr/libexec/qemu-binfmt/x86_64-binfmt-P (QEMU)",),
-        runs={
-            "arm64": FamilyRun("arm64", NATIVE),
-            "amd64": FamilyRun("amd64", EMULATED, "QEMU", "/usr/libexec/qemu-binfmt/x86_64-binfmt-P"),
-            "arm": judge("arm", "arm64", None, A64FX_ARM),
-        },
-        seconds=12.9,
-    )
+    vm = A64FX_VM
     report = Report("linux/arm64", vm.engine)
     report.engines = [vm.to_data()]
     matrix = report.matrix(width=80)
