@@ -37,7 +37,7 @@ sys.path.insert(0, str(TOP))
 import docker  # noqa: E402
 
 from harness.engine import EngineError  # noqa: E402
-from harness.platform import parse_list  # noqa: E402
+from harness.platform import Platform, parse_list  # noqa: E402
 from harness.survey import PROBE_REPO, probe_archive, run_survey  # noqa: E402
 
 PLATFORMS = [
@@ -85,9 +85,8 @@ def timed_survey(client: docker.DockerClient, url: str) -> float:
 
 
 def timed_start(client: docker.DockerClient, url: str) -> float:
-    found = run_survey(client, url, [], LABELS)
-    native = found.platform.split("/")[1]
-    tag, _ = probe_archive(native)
+    version = client.version()
+    tag, _ = probe_archive(Platform.normalized(str(version["Os"]), str(version["Arch"])).architecture)
     start = time.perf_counter()
     container = client.containers.run(tag, detach=True, network_mode="none", labels=LABELS)
     container.remove(force=True)

@@ -30,7 +30,7 @@ import tarfile
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -395,8 +395,10 @@ def run_survey(
             emulators = tuple(sorted({f"{r.interpreter} ({r.emulator})" for r in runs.values() if r.interpreter}))
         cpu_file = cgroup_cpu_file(proc, pid) if this_kernel else None
         exec_cpu, exec_wall = _exec_cost(api, container.id, native, cpu_file)
-        found = {"this_kernel": this_kernel, "emulators": emulators, "runs": runs}
-        return _done(Survey(**{**asdict(base), **found, "exec_cpu_s": exec_cpu, "exec_wall_s": exec_wall}), start)
+        found = replace(
+            base, this_kernel=this_kernel, emulators=emulators, runs=runs, exec_cpu_s=exec_cpu, exec_wall_s=exec_wall
+        )
+        return _done(found, start)
     except (docker.errors.DockerException, requests.RequestException, OSError) as exc:
         return _done(base, start, error=f"the probe container failed: {exc}")
     finally:
@@ -460,7 +462,7 @@ def _remove(container: Any) -> None:
 
 
 def _done(survey: Survey, start: float, error: str = "") -> Survey:
-    return Survey(**{**asdict(survey), "runs": survey.runs, "seconds": time.perf_counter() - start, "error": error})
+    return replace(survey, seconds=time.perf_counter() - start, error=error)
 
 
 def _settle(
