@@ -55,6 +55,15 @@ class CheckResult:
     warnings: tuple[str, ...] = ()
     #: Why a skipped check was skipped, when it is one of its ``skip_allowed`` reasons.
     skip: str = ""
+    #: Every finding that fails the check, one sentence each and in full, where the detail
+    #: names the first few: what a release is compared by with the one before it.
+    findings: tuple[str, ...] = ()
+
+    @property
+    def sentences(self) -> tuple[str, ...]:
+        """What it found, failing or warned of (the detail itself for a check that keeps no list)."""
+        found = self.findings or ((self.detail,) if self.outcome == FAILED else ())
+        return found + self.warnings
 
 
 def brief(reason: str) -> str:
@@ -366,7 +375,12 @@ def check_elf(
         )
     note = f"; {_files(len(warned))} {'passes' if len(warned) == 1 else 'pass'} with a warning" if warned else ""
     if found.errors:
-        return CheckResult(FAILED, unfit(len(found.failing), found.errors, note), warnings=tuple(sentences))
+        return CheckResult(
+            FAILED,
+            unfit(len(found.failing), found.errors, note),
+            warnings=tuple(sentences),
+            findings=_clean(tuple(found.errors)),
+        )
     what = spec.description + (_arm_levels(fs) if platform.architecture == "arm" else "")
     if found.compat == found.count:
         files = f"{_elf_files(found.count)}, all 32-bit compat code"
@@ -485,6 +499,7 @@ def check_libs(
                 )
             )[0],
             warnings=_clean(warnings),
+            findings=_clean(tuple(problems)),
         )
     return CheckResult(
         PASSED,
@@ -564,12 +579,9 @@ def check_pages(
     small = sorted(p for p, a in aligned if a == smallest)
     listed = ", ".join(small[:MAX_LISTED]) + (f" and {len(small) - MAX_LISTED} more" if len(small) > MAX_LISTED else "")
     if page_size is not None:
-        short = sorted(p for p, a in aligned if a < page_size)
+        short = [f"{p} (PT_LOAD aligned to {_kib(a)})" for p, a in sorted(aligned) if a < page_size]
         if short:
-            shown = "; ".join(
-                f"{p} (PT_LOAD aligned to {_kib(a)})"
-                for p, a in sorted((p, a) for p, a in aligned if a < page_size)[:MAX_LISTED]
-            )
+            shown = "; ".join(short[:MAX_LISTED])
             more = len(short) - MAX_LISTED
             return CheckResult(
                 FAILED,
@@ -578,6 +590,7 @@ def check_pages(
                 + (f"; and {more} more" if more > 0 else "")
                 + "; link them with -z max-page-size="
                 + str(page_size),
+                findings=_clean(tuple(short)),
             )
         return CheckResult(
             PASSED, f"{len(aligned)} ELF files, all aligned for {_kib(page_size)} pages or larger (--page-size)"
@@ -724,7 +737,7 @@ BUILTIN_CHECKS: list[BuiltinCheck] = [
 
 
 #: Bump when a cached result's meaning changes in a way the code hash does not catch.
-RESULTS_FORMAT = 1
+RESULTS_FORMAT = 2
 _CODE: str | None = None
 
 
@@ -749,13 +762,25 @@ def results_key(check: str, platform: str, digest: str, settings: dict[str, obje
 def read_result(cache: Path, key: str) -> CheckResult | None:
     try:
         doc = json.loads((cache / f"{key}.json").read_text())
-        return CheckResult(doc["outcome"], doc["detail"], warnings=tuple(doc["warnings"]), skip=doc["skip"])
+        return CheckResult(
+            doc["outcome"],
+            doc["detail"],
+            warnings=tuple(doc["warnings"]),
+            skip=doc["skip"],
+            findings=tuple(doc["findings"]),
+        )
     except (OSError, ValueError, KeyError, TypeError):
         return None  # not there, or damaged: worked out again
 
 
 def write_result(cache: Path, key: str, result: CheckResult) -> None:
-    doc = {"outcome": result.outcome, "detail": result.detail, "warnings": list(result.warnings), "skip": result.skip}
+    doc = {
+        "outcome": result.outcome,
+        "detail": result.detail,
+        "warnings": list(result.warnings),
+        "skip": result.skip,
+        "findings": list(result.findings),
+    }
     try:
         cache.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=cache, prefix=".partial-")

@@ -22,7 +22,7 @@ import argparse
 import functools
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,7 +33,9 @@ from .manifest import ImageManifest, Index
 from .platform import PlatformError, parse_list
 from .reference import ImageReferenceError, Reference, same_registry
 from .registry import Registry, RegistryError
-from .report import SLOWDOWN_CHECK, PlatformResult, Report
+from .release import ATTESTATION_KINDS, BASELINE_CHECK, IMAGE_CHECKS, IMAGE_SKIPS, PROVENANCE_CHECK
+from .report import SLOWDOWN_CHECK, ImageResult, PlatformResult, Report
+from .sources import SourceError, open_source
 
 SCHEMA_FILE = Path(__file__).parent / "schema" / "report-v1.json"
 
@@ -110,8 +112,14 @@ def judge(
     require: Sequence[str] | None = None,
     max_slowdown: float | None = None,
     image: str | None = None,
+    baseline: Baseline | None = None,
+    attestations: Sequence[str] = (),
 ) -> Verdict:
-    """Judge a schema-valid report: :class:`Verdict` says go only when it proves a green run."""
+    """Judge a schema-valid report: :class:`Verdict` says go only when it proves a green run.
+
+    ``baseline`` is the release before (its platforms, as :func:`read_baseline` found them):
+    an image that lacks one of them must not go out. ``attestations`` are kinds (``sbom``,
+    ``provenance``) every platform must carry, as the report's provenance check saw them."""
     if not isinstance(report, Report):
         report = read_report(report)
     verdict = Verdict()
@@ -153,6 +161,8 @@ def judge(
         for name in img.requested or ():
             if name not in plats and name not in missing:
                 out.append(f"{ref}: {name} was to be tested, but the report has no result for it")
+        if not img.error:
+            out.extend(f"{ref}: {why}" for why in _image_reasons(img, report.run.settings, baseline, attestations))
         wanted = list(require) if require is not None else list(plats)
         for name in wanted:
             if name not in plats:
@@ -165,6 +175,69 @@ def judge(
         if len(out) == before:
             verdict.passed.append((ref, img.digest, [n for n in wanted if n in plats]))
     return verdict
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """The release a candidate is compared with: what the gate itself resolved."""
+
+    ref: str
+    digest: str
+    platforms: tuple[str, ...]
+
+
+def read_baseline(ref: str, registry: Registry) -> Baseline:
+    """Resolve the release before (a registry reference, ``oci:`` layout or ``oci-archive:``)
+    to its platforms; a SourceError or RegistryError says why it cannot be read."""
+    source = open_source(ref, registry)
+    try:
+        resolved = source.resolve()
+    finally:
+        source.close()
+    return Baseline(ref, resolved.digest, tuple(str(p) for p, _ in resolved.entries))
+
+
+def _image_reasons(
+    img: ImageResult, settings: Mapping[str, Any], baseline: Baseline | None, attestations: Sequence[str]
+) -> list[str]:
+    """The index as a whole: its own checks passed, its baseline's platforms are all in it."""
+    out: list[str] = []
+    for spec in IMAGE_CHECKS:
+        check = img.checks.get(spec)
+        named = settings.get("baselines") or {}
+        asked = spec != BASELINE_CHECK or img.ref in named or "*" in named
+        if check is None:
+            if asked:
+                out.append(f"the {spec} check of the index did not run")
+        elif check.outcome == SKIPPED:
+            if check.skip != IMAGE_SKIPS.get(spec):
+                out.append(f"the {spec} check of the index was skipped ({check.detail})")
+        elif check.outcome != PASSED:
+            out.append(f"{spec} failed: {check.detail}")
+    out.extend(
+        f"{name} failed: {c.detail}"
+        for name, c in img.checks.items()
+        if name not in IMAGE_CHECKS and c.outcome != PASSED
+    )
+    if baseline is not None:
+        if not img.lists_present:
+            out.append("the report does not list the index's platforms (present_platforms): it cannot be compared")
+        else:
+            out.extend(
+                f"{p} was in the baseline {baseline.ref} ({baseline.digest[:19]}) and is not in this index"
+                for p in baseline.platforms
+                if p not in img.present
+            )
+    if attestations:
+        prov = img.checks.get(PROVENANCE_CHECK)
+        said = prov.data.get("platforms") if prov is not None else None
+        if not isinstance(said, dict):
+            out.append("the report does not say which attestations each platform has")
+        else:
+            for plat in img.present:
+                have = (said.get(plat) or {}).get("attestations") or []
+                out.extend(f"{plat} has no {kind} attestation" for kind in attestations if kind not in have)
+    return out
 
 
 def read_report(doc: dict[str, Any]) -> Report:
@@ -252,6 +325,8 @@ def promote(
     registry: Registry,
     require: Sequence[str] | None = None,
     max_slowdown: float | None = None,
+    baseline: Baseline | None = None,
+    attestations: Sequence[str] = (),
 ) -> str:
     """Tag the index the report tested as ``dest``; returns its digest. Raises GateError."""
     src_ref, dest_ref = Reference.parse(src), Reference.parse(dest)
@@ -271,7 +346,11 @@ def promote(
         )
     # Every result the report holds for this index must be green: one red run of it is enough
     # to refuse, whatever name it was tested under.
-    why = [r for i in tested for r in judge(report, require, max_slowdown, image=i.ref).reasons]
+    why = [
+        r
+        for i in tested
+        for r in judge(report, require, max_slowdown, image=i.ref, baseline=baseline, attestations=attestations).reasons
+    ]
     if why:
         raise GateError("the report is not green:\n  " + "\n  ".join(dict.fromkeys(why)))
     index_bytes = registry.manifest_bytes(src_ref, current.digest)
@@ -290,6 +369,17 @@ def promote(
                 registry.mount_blob(dest_ref, blob.digest, src_ref.repository)
     registry.push_manifest(dest_ref, dest_ref.tag or "latest", index_bytes, current.media_type)
     return current.digest
+
+
+def attestation_kinds(text: str, flag: str) -> tuple[str, ...]:
+    """``sbom,provenance`` -> its kinds; an unknown one is a usage error naming the known ones."""
+    kinds = tuple(dict.fromkeys(k.strip().lower() for k in text.split(",") if k.strip()))
+    unknown = [k for k in kinds if k not in ATTESTATION_KINDS]
+    if unknown:
+        raise PlatformError(
+            f"{flag}: {', '.join(unknown)} is no attestation kind; name {' or '.join(ATTESTATION_KINDS)}"
+        )
+    return kinds
 
 
 def _platforms(text: str | None) -> list[str] | None:
@@ -328,20 +418,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     for p in (gate_p, promote_p):
         p.add_argument("--require", metavar="PLATFORMS", help="platforms that must have passed (default: all tested)")
         p.add_argument("--max-slowdown", type=float, metavar="X", help="fail a platform slower than X times native")
+        p.add_argument(
+            "--baseline",
+            metavar="REF",
+            help="the release before (a registry reference, oci:PATH or oci-archive:PATH): refuse an index that "
+            "lacks one of its platforms",
+        )
+        p.add_argument(
+            "--require-attestations",
+            metavar="KINDS",
+            help=f"attestation kinds every platform must carry, comma-separated: {', '.join(ATTESTATION_KINDS)}",
+        )
     args = parser.parse_args(argv)
     try:
         require = _platforms(args.require)
         if args.max_slowdown is not None and not args.max_slowdown > 0:
             raise PlatformError(f"--max-slowdown {args.max_slowdown:g} is not a positive number")
+        kinds = attestation_kinds(args.require_attestations or "", "--require-attestations")
         report = read_report(load_report(args.report))
+        registry = Registry()
+        baseline = read_baseline(args.baseline, registry) if args.baseline else None
         if args.command == "gate":
-            verdict = judge(report, require, args.max_slowdown, image=args.image)
+            verdict = judge(report, require, args.max_slowdown, image=args.image, baseline=baseline, attestations=kinds)
             if not verdict.go:
                 print("release must not go out:\n  " + "\n  ".join(verdict.reasons + verdict.notes))
                 return EXIT_NO_GO
             _print_go(verdict)
             return EXIT_GO
-        digest = promote(args.src, args.dest, report, Registry(), require, args.max_slowdown)
+        digest = promote(args.src, args.dest, report, registry, require, args.max_slowdown, baseline, kinds)
         print(f"promoted {args.src} as {args.dest}: {digest}")
         return EXIT_GO
     except ReportUnusable as exc:
@@ -350,6 +454,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except GateError as exc:
         print(f"multiarch {args.command}: {exc}", file=sys.stderr)
         return EXIT_NO_GO
-    except (PlatformError, ImageReferenceError, RegistryError) as exc:
+    except (PlatformError, ImageReferenceError, RegistryError, SourceError) as exc:
         print(f"multiarch {args.command}: {exc}", file=sys.stderr)
         return EXIT_UNUSABLE

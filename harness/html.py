@@ -123,6 +123,11 @@ def _image(report: Report, image: ImageResult, rows: list[Row]) -> list[str]:
             f'<li data-platform="{escape(r.platform)}"><b>{escape(r.platform)}</b>: {escape(w)}</li>' for r, w in warned
         )
         out.append("</ul>")
+    lines = image.release_lines()
+    if lines:
+        out.append('<h3>The index as a whole</h3><ul class="release">')
+        out.extend(f"<li>{escape(line.strip())}</li>" for line in lines)
+        out.append("</ul>")
     out.extend(_tests(report, image))
     out.extend(_chart(report, image, name))
     out.append("</section>")

@@ -23,6 +23,8 @@ MANIFEST_TYPES = (OCI_MANIFEST, DOCKER_MANIFEST)
 ACCEPT = ", ".join(INDEX_TYPES + MANIFEST_TYPES)
 
 ATTESTATION_ANNOTATION = "vnd.docker.reference.type"
+#: On an attestation entry: the digest of the platform manifest it is about.
+ATTESTED = "vnd.docker.reference.digest"
 
 
 class DocumentError(MultiarchError, ValueError):
@@ -74,11 +76,16 @@ class Index:
     media_type: str
     digest: str
     manifests: tuple[Descriptor, ...]
+    annotations: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def platform_entries(self) -> tuple[Descriptor, ...]:
         """Entries that are platforms: attestations and entries without one left out."""
         return tuple(d for d in self.manifests if d.platform is not None and not d.is_attestation)
+
+    def attestations_of(self, digest: str) -> tuple[Descriptor, ...]:
+        """The attestation manifests (BuildKit's SBOM and provenance) attached to the entry ``digest``."""
+        return tuple(d for d in self.manifests if d.is_attestation and d.annotations.get(ATTESTED) == digest)
 
 
 @dataclass(frozen=True)
@@ -87,6 +94,7 @@ class ImageManifest:
     digest: str
     config: Descriptor
     layers: tuple[Descriptor, ...]
+    annotations: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -96,6 +104,10 @@ class ImageConfig:
     raw_os: str
     raw_variant: str | None
     env: tuple[str, ...]
+    #: ``config.Labels``: where the image says it came from, among others.
+    labels: Mapping[str, str] = field(default_factory=dict)
+    #: ``created``, as written (RFC 3339), or "".
+    created: str = ""
 
     @classmethod
     def parse(cls, data: bytes, where: str) -> ImageConfig:
@@ -104,6 +116,9 @@ class ImageConfig:
         env = (cfg.get("Env") or []) if isinstance(cfg, Mapping) else None
         if not isinstance(env, list) or not all(isinstance(item, str) for item in env):
             raise DocumentError(f"{where}: config.Env is not a list of strings")
+        labels = (cfg.get("Labels") or {}) if isinstance(cfg, Mapping) else None
+        if not isinstance(labels, Mapping):
+            raise DocumentError(f"{where}: config.Labels is not an object")
         try:
             platform = Platform.from_oci(doc)
         except PlatformError as exc:
@@ -114,6 +129,8 @@ class ImageConfig:
             raw_os=str(doc.get("os", "")),
             raw_variant=doc.get("variant"),
             env=tuple(env),
+            labels={str(k): str(v) for k, v in labels.items()},
+            created=str(doc.get("created") or ""),
         )
 
     @property
@@ -134,6 +151,13 @@ def _load(data: bytes, where: str) -> dict[str, Any]:
     return doc
 
 
+def _annotations(doc: Mapping[str, Any], where: str) -> dict[str, str]:
+    found = doc.get("annotations") or {}
+    if not isinstance(found, Mapping) or not all(isinstance(v, str) for v in found.values()):
+        raise DocumentError(f"{where}: annotations are not an object of strings")
+    return {str(k): v for k, v in found.items()}
+
+
 def parse_manifest(data: bytes, digest: str, content_type: str, where: str) -> Index | ImageManifest:
     """Parse an index or image manifest. The ``mediaType`` field wins over the header."""
     doc = _load(data, where)
@@ -144,7 +168,9 @@ def parse_manifest(data: bytes, digest: str, content_type: str, where: str) -> I
         entries = doc.get("manifests")
         if not isinstance(entries, list):
             raise DocumentError(f"{where}: index without a manifests list")
-        return Index(media_type, digest, tuple(Descriptor.from_dict(e, where) for e in entries))
+        return Index(
+            media_type, digest, tuple(Descriptor.from_dict(e, where) for e in entries), _annotations(doc, where)
+        )
     if media_type in MANIFEST_TYPES or "layers" in doc:
         if not isinstance(doc.get("config"), Mapping) or not isinstance(doc.get("layers"), list):
             raise DocumentError(f"{where}: image manifest without config and layers")
@@ -153,5 +179,6 @@ def parse_manifest(data: bytes, digest: str, content_type: str, where: str) -> I
             digest,
             Descriptor.from_dict(doc["config"], where),
             tuple(Descriptor.from_dict(layer, where) for layer in doc["layers"]),
+            _annotations(doc, where),
         )
     raise DocumentError(f"{where}: unsupported manifest media type {media_type!r}; supported: {ACCEPT}")

@@ -206,11 +206,15 @@ class Planner:
         """What the engine pulls and runs for ``target``: by digest, never by tag."""
         return self.source(target.image).runnable(target.digest, self._daemon())
 
-    def static_targets(self, image: str) -> list[Target]:
-        """Every requested platform the index of ``image`` has, as targets for the static
-        checks: their mode is never asked of an engine."""
+    def resolved(self, image: str) -> Resolved:
+        """Every platform entry of the index of ``image``, as its source resolved it."""
+        return self._resolved(image)
+
+    def static_targets(self, image: str, *, every: bool = False) -> list[Target]:
+        """Every requested platform the index of ``image`` has (with ``every``, each platform
+        it has), as targets for the static checks: their mode is never asked of an engine."""
         resolved = self._resolved(image)
-        wanted = set(self.requested) if self.requested is not None else None
+        wanted = set(self.requested) if self.requested is not None and not every else None
         not_run = Mode(UNAVAILABLE, "a static audit runs no container")
         return [
             Target(image, resolved.digest, platform, digest, not_run)

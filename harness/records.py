@@ -221,6 +221,54 @@ class CoverageRecord:
 
 
 @dataclass(frozen=True)
+class ImageCheckRecord:
+    """A check of an image as a whole (its ``provenance``, its ``baseline``), with what it compared."""
+
+    kind: ClassVar[str] = "image-check"
+    image: str
+    name: str
+    outcome: str
+    detail: str = ""
+    warnings: tuple[str, ...] = ()
+    skip: str = ""
+    #: What the check compared, as the report shows it (per platform origins, the changes).
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def to_data(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "image": self.image,
+            "name": self.name,
+            "outcome": self.outcome,
+            "detail": self.detail,
+            "warnings": list(self.warnings),
+            "skip": self.skip,
+            "data": dict(self.data),
+        }
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any]) -> ImageCheckRecord:
+        return cls(
+            data["image"],
+            data["name"],
+            data["outcome"],
+            data.get("detail", ""),
+            tuple(data.get("warnings") or ()),
+            data.get("skip", ""),
+            dict(data.get("data") or {}),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """The check as the report (schema 1) shows it: outcome, detail, then what it compared."""
+        out: dict[str, Any] = {"outcome": self.outcome, "detail": self.detail}
+        if self.warnings:
+            out["warnings"] = list(self.warnings)
+        if self.skip:
+            out["skip"] = self.skip
+        return out | self.data
+
+
+@dataclass(frozen=True)
 class ResolveRecord:
     """An image that could not be resolved to its platforms at all."""
 
@@ -241,9 +289,9 @@ def _platform_data(platform: Platform) -> dict[str, Any]:
     return {"os": platform.os, "architecture": platform.architecture, "variant": platform.variant}
 
 
-Record = CheckRecord | TestRecord | ProbeRecord | CoverageRecord | ResolveRecord
+Record = CheckRecord | TestRecord | ProbeRecord | CoverageRecord | ImageCheckRecord | ResolveRecord
 _KINDS: dict[str, Any] = {
-    cls.kind: cls for cls in (CheckRecord, TestRecord, ProbeRecord, CoverageRecord, ResolveRecord)
+    cls.kind: cls for cls in (CheckRecord, TestRecord, ProbeRecord, CoverageRecord, ImageCheckRecord, ResolveRecord)
 }
 
 

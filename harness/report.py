@@ -22,8 +22,9 @@ from tabulate import tabulate
 
 from .checks import FAILED, PASSED, SKIPPED, brief, check_names
 from .platform import Platform, sort_key
-from .records import CheckRecord, CoverageRecord, ProbeRecord, Record, ResolveRecord, Subject
+from .records import CheckRecord, CoverageRecord, ImageCheckRecord, ProbeRecord, Record, ResolveRecord, Subject
 from .reference import short_name
+from .release import UNCHANGED, Change
 from .survey import Survey
 
 SCHEMA = 1
@@ -185,6 +186,33 @@ class ImageResult:
     platforms: dict[str, PlatformResult] = field(default_factory=dict)
     #: Platforms a report read back lists more than once (a report written here never does).
     duplicate_platforms: list[str] = field(default_factory=list)
+    #: Checks of the image as a whole (``provenance``, ``baseline``), by name.
+    checks: dict[str, ImageCheckRecord] = field(default_factory=dict)
+    #: Whether a report read back lists the index's platforms (``present_platforms``).
+    lists_present: bool = True
+
+    @property
+    def dropped(self) -> list[str]:
+        """Platforms the baseline had and this index lacks, as the baseline check found."""
+        check = self.checks.get("baseline")
+        dropped = check.data.get("dropped") if check is not None else None
+        return [str(p) for p in dropped] if isinstance(dropped, list) else []
+
+    def release_lines(self) -> list[str]:
+        """The image checks, one line each, then what changed per platform since the baseline."""
+        out = []
+        for name, check in self.checks.items():
+            out.append(f"{name}: {MARK.get(check.outcome, check.outcome)}: {check.detail}")
+            out.extend(f"  ~ warning: {w}" for w in check.warnings)
+        baseline = self.checks.get("baseline")
+        changes = baseline.data.get("platforms") if baseline is not None else None
+        if isinstance(changes, dict):
+            lines = {plat: _change_line(change) for plat, change in changes.items()}
+            same = [plat for plat, line in lines.items() if line == UNCHANGED]
+            out.extend(f"  {plat}: {line}" for plat, line in lines.items() if line != UNCHANGED)
+            if same:
+                out.append(f"  {UNCHANGED} since the baseline: {', '.join(same)}")
+        return out
 
 
 class Report:
@@ -210,10 +238,17 @@ class Report:
     def add(self, record: Record) -> None:
         """Fold one record in."""
         self._records += 1
-        ref = record.image if isinstance(record, ResolveRecord | CoverageRecord) else record.subject.image
+        ref = (
+            record.image
+            if isinstance(record, ResolveRecord | CoverageRecord | ImageCheckRecord)
+            else record.subject.image
+        )
         image = self.images.setdefault(ref, ImageResult(ref))
         if isinstance(record, ResolveRecord):
             image.error = record.detail
+            return
+        if isinstance(record, ImageCheckRecord):
+            image.checks[record.name] = record
             return
         if isinstance(record, CoverageRecord):
             image.digest = record.index_digest or image.digest
@@ -290,7 +325,13 @@ class Report:
 
     @property
     def failed(self) -> bool:
-        return any(i.error or i.missing or any(p.failed for p in i.platforms.values()) for i in self.images.values())
+        return any(
+            i.error
+            or i.missing
+            or any(p.failed for p in i.platforms.values())
+            or any(c.outcome == FAILED for c in i.checks.values())
+            for i in self.images.values()
+        )
 
     def incomplete_text(self) -> str:
         return "; ".join(self.run.incomplete) + ". It proves nothing about what did not run: the gate refuses it"
@@ -320,6 +361,7 @@ class Report:
             "ref": image.ref,
             "digest": image.digest or None,
             "missing_platforms": image.missing,
+            "present_platforms": image.present,
             "requested_platforms": image.requested or [],
             "is_index": image.is_index,
             "notes": image.notes,
@@ -327,6 +369,8 @@ class Report:
         }
         if image.error:
             out["error"] = image.error
+        if image.checks:
+            out["checks"] = {name: check.to_json() for name, check in image.checks.items()}
         for plat in sorted_platforms(image.platforms.values()):
             checks = {name: plat.checks[name].to_json() for name in check_names() if name in plat.checks}
             if self.max_slowdown is not None and plat.mode != "unavailable":
@@ -450,6 +494,13 @@ class Report:
                 out.append(
                     Row(image.ref, name, missing, "missing", ("",) * len(check_names()), "", "", "FAIL", True, why)
                 )
+            for dropped in image.dropped:
+                if dropped in image.missing:
+                    continue
+                why = f"baseline: in the release before ({image.checks['baseline'].data.get('ref')}), not in this one"
+                out.append(
+                    Row(image.ref, name, dropped, "dropped", ("",) * len(check_names()), "", "", "FAIL", True, why)
+                )
         return out
 
     def test_grid(self, image: ImageResult) -> tuple[list[str], list[tuple[str, dict[str, str]]]]:
@@ -480,6 +531,11 @@ class Report:
             out += ["", "What the red rows caught:", "", *caught]
         if warned:
             out += ["", "Warnings (the checks passed):", "", *warned]
+        for image in self.images.values():
+            lines = image.release_lines()
+            if lines:
+                out += ["", f"The index of {short_name(image.ref)} as a whole:", ""]
+                out += [f"- {_markdown_cell(line.strip())}" for line in lines]
         engines = [line for line in self.engine_lines() if line]
         if engines:
             out += ["", "Where it ran:", "", *(f"- {_markdown_cell(line.strip())}" for line in engines)]
@@ -527,6 +583,13 @@ class Report:
                 if row.warnings:
                     more = f" (+{len(row.warnings) - 1} more)" if len(row.warnings) > 1 else ""
                     out.append(_paint(_clip(f"  ~ warning: {row.warnings[0]}", width - len(more)) + more, "33", colour))
+            release = image.release_lines()
+            if release:
+                out.append("")
+            for line in release:
+                failed = line.startswith(tuple(f"{n}: {MARK[FAILED]}" for n in image.checks))
+                code = "31" if failed else ("33" if line.lstrip().startswith("~") else "0")
+                out.append(_paint(_clip(line, width), code, colour))
             out.extend(self._test_tables(image, width, colour))
         if any(r.slowdown.endswith("!") for r in rows):
             out += ["", f"! slowdown above --max-slowdown {self.max_slowdown:g}, or not measured"]
@@ -675,15 +738,29 @@ def _image_from_json(img: dict[str, Any]) -> ImageResult:
     ref = str(img.get("ref", "?"))
     digest = img.get("digest")
     requested = img.get("requested_platforms")
+    present = img.get("present_platforms")
     image = ImageResult(
         ref,
         digest if isinstance(digest, str) else "",
         missing=[str(p) for p in img.get("missing_platforms") or []],
+        present=[str(p) for p in present or []],
+        lists_present=present is not None,
         requested=[str(p) for p in requested] if requested is not None else None,
         error=str(img.get("error") or ""),
         is_index=img.get("is_index"),
         notes=[str(n) for n in img.get("notes") or []],
     )
+    for name, check in (img.get("checks") or {}).items():
+        data = {k: v for k, v in check.items() if k not in ("outcome", "detail", "warnings", "skip")}
+        image.checks[str(name)] = ImageCheckRecord(
+            ref,
+            str(name),
+            str(check.get("outcome")),
+            str(check.get("detail", "")),
+            tuple(str(w) for w in check.get("warnings") or ()),
+            str(check.get("skip", "")),
+            data,
+        )
     for data in img.get("platforms") or []:
         plat = _platform_from_json(image, data)
         if plat.platform in image.platforms:
@@ -691,6 +768,26 @@ def _image_from_json(img: dict[str, Any]) -> ImageResult:
             continue
         image.platforms[plat.platform] = plat
     return image
+
+
+def _change_line(change: Any) -> str:
+    """One platform's change since the baseline, from the report's JSON of it."""
+    if not isinstance(change, dict):
+        return str(change)
+    elf = change.get("elf") or {}
+
+    def pair(key: str) -> tuple[int | None, int | None]:
+        sizes = change.get(key) or {}
+        return (sizes.get("before"), sizes.get("after"))
+
+    return Change(
+        "",
+        str(change.get("status", "")),
+        pair("compressed"),
+        pair("uncompressed"),
+        counts=(int(elf.get("added") or 0), int(elf.get("removed") or 0), int(elf.get("changed_architecture") or 0)),
+        new_findings=tuple(change.get("new_findings") or ()),
+    ).summary()
 
 
 def _count(value: Any) -> int | None:

@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from . import checks
+from . import checks, release
 from . import probe as probing
 from .arch import page_sizes
 from .checks import PASSED, SKIPPED, CheckResult, read_result, results_key, write_result
@@ -67,6 +67,7 @@ class Harness:
         page_sizes: Mapping[Platform | None, int] | None = None,
         qemu_cpus: Mapping[Platform, str] | None = None,
         surveys: Mapping[str, Survey] | None = None,
+        require_attestations: Sequence[str] = (),
     ) -> None:
         self.requested = parse_list(platforms) if isinstance(platforms, str) else platforms
         self._engine = engine
@@ -87,6 +88,8 @@ class Harness:
         self.page_sizes = dict(page_sizes or {})
         #: The CPU QEMU emulates for a platform (QEMU_CPU), over the harness's own choice.
         self.qemu_cpus = dict(qemu_cpus or {})
+        #: Attestation kinds (``sbom``, ``provenance``) the provenance check requires on every platform.
+        self.require_attestations = tuple(require_attestations)
         self._lock = threading.RLock()
         self.planner = Planner(
             self.requested,
@@ -197,6 +200,24 @@ class Harness:
         if spec.needs_engine:
             raise ValueError(f"the {check} check runs containers: audit() runs only static checks")
         return {t.platform: self.check(check, t) for t in self.planner.static_targets(image)}
+
+    # --- the index as a whole, and the release before it ---------------------------------------
+    def origins(self, image: str) -> list[release.Origin]:
+        """What each platform of the index of ``image`` says of where it came from."""
+        return release.origins(self.source(image), self.planner.resolved(image))
+
+    def provenance(self, image: str) -> tuple[CheckResult, list[release.Origin]]:
+        """The ``provenance`` check of ``image`` (see :mod:`harness.release`), and what it compared."""
+        found = self.origins(image)
+        return release.check_provenance(found, self.require_attestations), found
+
+    def compare(self, image: str, baseline: str) -> release.Comparison:
+        """``image`` against the release before it, ``baseline`` (any source: registry, layout,
+        archive), every platform of either side: nothing runs."""
+        sides = []
+        for ref in (baseline, image):
+            sides.append([release.facts(self, t) for t in self.planner.static_targets(ref, every=True)])
+        return release.compare(baseline, self.planner.resolved(baseline).digest, sides[0], sides[1])
 
     # --- checks --------------------------------------------------------------------------------
     def check(self, name: str, target: Target) -> CheckResult:

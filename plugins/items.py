@@ -1,6 +1,8 @@
 """Built-in check items: they run for every (image, platform) even with no user tests.
 
-Per image, an ``index`` item (requested platforms present?); per platform one item for each
+Per image, an ``index`` item (requested platforms present?), a ``provenance`` item (its
+platforms built from the same sources?) and, with ``--baseline``, a ``baseline`` item (no
+platform lost since the release before); per platform one item for each
 entry of :data:`harness.checks.BUILTIN_CHECKS`, and the ``probe`` that times a few commands
 for the slowdown. They are ordinary pytest items, so they count in the exit status, show in
 JUnit and are distributed by xdist.
@@ -16,7 +18,8 @@ import pytest
 from harness.checks import FAILED, PASSED, SKIPPED, CheckResult, check_names
 from harness.errors import MultiarchError
 from harness.planner import ImagePlan, Target
-from harness.records import CheckRecord, CoverageRecord, ProbeRecord, Record, ResolveRecord, Subject
+from harness.records import CheckRecord, CoverageRecord, ImageCheckRecord, ProbeRecord, Record, ResolveRecord, Subject
+from harness.release import BASELINE_CHECK, PROVENANCE_CHECK
 
 from .state import State
 
@@ -57,6 +60,8 @@ class CheckItem(pytest.Item):
         self.plan = plan
         self.error = error
         self.result: CheckResult | None = None
+        #: What an image check compared, for the report.
+        self.data: dict[str, Any] = {}
         self.add_marker(pytest.mark.multiarch_check)
 
     def runtest(self) -> None:
@@ -72,10 +77,20 @@ class CheckItem(pytest.Item):
     def _run(self) -> CheckResult:
         if self.error is not None:
             return CheckResult(FAILED, self.error)
+        harness = self.state.harness
         if self.plan is not None:
             return self.plan.coverage()
+        if self.check == PROVENANCE_CHECK:
+            result, origins = harness.provenance(self.ref)
+            self.data = {"platforms": {o.platform: o.to_json() for o in origins}}
+            return result
+        if self.check == BASELINE_CHECK:
+            baseline = self.state.opts.baseline_for(self.ref)
+            assert baseline is not None
+            comparison = harness.compare(self.ref, baseline)
+            self.data = comparison.to_json()
+            return comparison.result()
         assert self.target is not None
-        harness = self.state.harness
         if self.check == PROBE:
             return harness.probe(self.target)
         return harness.check(self.check, self.target)
@@ -100,6 +115,17 @@ class CheckItem(pytest.Item):
             detail = report.longreprtext.strip().splitlines()[-1] if report.longreprtext.strip() else ""
         if self.error is not None:
             return ResolveRecord(self.ref, self.error)
+        if self.target is None and self.plan is None:
+            result = self.result
+            return ImageCheckRecord(
+                self.ref,
+                self.check,
+                outcome,
+                detail,
+                result.warnings if result is not None else (),
+                result.skip if result is not None else "",
+                self.data,
+            )
         if self.plan is not None:
             plan = self.plan
             return CoverageRecord(
@@ -140,6 +166,8 @@ def for_image(session: pytest.Session, state: State, ref: str, tested: Collectio
     except MultiarchError as exc:
         return [CheckItem.from_parent(parent, name=INDEX, state=state, ref=ref, check=INDEX, error=f"{exc}")]
     out: list[pytest.Item] = [CheckItem.from_parent(parent, name=INDEX, state=state, ref=ref, check=INDEX, plan=plan)]
+    whole = [PROVENANCE_CHECK] + ([BASELINE_CHECK] if state.opts.baseline_for(ref) else [])
+    out.extend(CheckItem.from_parent(parent, name=name, state=state, ref=ref, check=name) for name in whole)
     for target in plan.targets:
         probe = state.opts.probe == "always" or (state.opts.probe == "auto" and target.key not in tested)
         for check in (*check_names(), PROBE) if probe else check_names():

@@ -21,6 +21,7 @@ from harness.binfmt import qemu_cpu_models
 from harness.layers import DEFAULT_MAX_LAYER_BYTES, MAX_LAYER_ENV
 from harness.platform import Platform, PlatformError, check_known, format_list, parse_list
 from harness.reference import ImageReferenceError
+from harness.release import ATTESTATION_KINDS
 from harness.sources import DEFAULT_SCRATCH_REGISTRY, SourceError, check_source_name
 
 #: How a setting is written and read:
@@ -132,6 +133,36 @@ def _images(option: Option, setting: Setting) -> tuple[str, ...]:
         except (ImageReferenceError, SourceError) as exc:
             raise pytest.UsageError(f"{option.flag}: {exc}") from None
     return tuple(dict.fromkeys(setting.value))
+
+
+def _baselines(option: Option, setting: Setting) -> tuple[tuple[str | None, str], ...]:
+    """``REF`` (the release before, of every image) or ``IMAGE=REF``; each REF a source name."""
+    out: dict[str | None, str] = {}
+    for item in setting.value:
+        image, sep, ref = item.partition("=")
+        image_or_none = image.strip() if sep else None
+        ref = (ref if sep else item).strip()
+        try:
+            check_source_name(ref)
+        except (ImageReferenceError, SourceError) as exc:
+            raise pytest.UsageError(f"{option.flag} ({setting.source}): {exc}") from None
+        if image_or_none in out:
+            which = f"image {image_or_none}" if image_or_none else "every image"
+            raise pytest.UsageError(f"{option.flag} ({setting.source}): two baselines for {which}: name one")
+        out[image_or_none] = ref
+    return tuple(out.items())
+
+
+def _attestations(option: Option, setting: Setting) -> tuple[str, ...]:
+    # ``sbom,provenance`` on the command line too, as the gate takes it.
+    kinds = tuple(dict.fromkeys(k.strip().lower() for item in setting.value for k in item.split(",") if k.strip()))
+    unknown = [k for k in kinds if k not in ATTESTATION_KINDS]
+    if unknown:
+        raise pytest.UsageError(
+            f"{option.flag} ({setting.source}): {', '.join(unknown)} is no attestation kind; "
+            f"name {' or '.join(ATTESTATION_KINDS)}"
+        )
+    return kinds
 
 
 def _platforms(option: Option, setting: Setting) -> list[Platform] | None:
@@ -402,6 +433,31 @@ OPTIONS: tuple[Option, ...] = (
         convert=_qemu_cpus,
     ),
     Option(
+        "--baseline",
+        "baselines",
+        "list",
+        "the release before, to compare each image with: REF (any image source) for every image, or IMAGE=REF. "
+        "An image that lacks a platform its baseline had fails; the report says per platform what changed",
+        ini="multiarch_baseline",
+        env="MULTIARCH_BASELINE",
+        default=(),
+        metavar="[IMAGE=]REF",
+        convert=_baselines,
+    ),
+    Option(
+        "--require-attestations",
+        "require_attestations",
+        "list",
+        "attestation kinds (sbom, provenance; comma-separated or repeated) every platform of an index must carry, "
+        "as BuildKit attaches them; "
+        "without it, attestations on some platforms but not others are a warning",
+        ini="multiarch_require_attestations",
+        env="MULTIARCH_REQUIRE_ATTESTATIONS",
+        default=(),
+        metavar="KIND",
+        convert=_attestations,
+    ),
+    Option(
         "--multiarch-timeout",
         "timeout",
         "positive",
@@ -465,6 +521,13 @@ class Options:
     max_layer_bytes: int = _default("max_layer_bytes")
     page_sizes: tuple[tuple[Platform | None, int], ...] = ()
     qemu_cpus: tuple[tuple[Platform, str], ...] = ()
+    #: (image, or None for every image) -> the release before it.
+    baselines: tuple[tuple[str | None, str], ...] = ()
+    require_attestations: tuple[str, ...] = ()
+
+    def baseline_for(self, image: str) -> str | None:
+        named = dict(self.baselines)
+        return named.get(image, named.get(None))
 
     @property
     def platforms_text(self) -> str:
@@ -618,4 +681,6 @@ def settings(opts: Options) -> dict[str, Any]:
         "engines": {str(p): host for p, host in opts.engines},
         "page_sizes": {str(p) if p else "*": size for p, size in opts.page_sizes},
         "qemu_cpus": {str(p): cpu for p, cpu in opts.qemu_cpus},
+        "baselines": {image or "*": ref for image, ref in opts.baselines},
+        "require_attestations": list(opts.require_attestations),
     }

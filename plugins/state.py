@@ -70,6 +70,7 @@ class State:
                 max_layer_bytes=self.opts.max_layer_bytes,
                 page_sizes=dict(self.opts.page_sizes),
                 qemu_cpus=dict(self.opts.qemu_cpus),
+                require_attestations=self.opts.require_attestations,
                 surveys={url: Survey.from_data(data) for url, data in self.handed_surveys.items()},
             )
         return self._harness

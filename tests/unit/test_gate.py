@@ -61,9 +61,17 @@ def report(*plats, missing=(), incomplete=()):
                 "ref": "r/app:1",
                 "digest": D,
                 "missing_platforms": list(missing),
+                "present_platforms": [p["platform"] for p in plats],
                 "requested_platforms": [p["platform"] for p in plats] + list(missing),
                 "is_index": True,
                 "notes": [],
+                "checks": {
+                    "provenance": {
+                        "outcome": "passed",
+                        "detail": "they agree",
+                        "platforms": {p["platform"]: {"digest": D, "attestations": []} for p in plats},
+                    }
+                },
                 "platforms": list(plats),
             }
         ],
@@ -315,6 +323,18 @@ def _unknown_check(doc, data):
     _pick(data, _platforms(doc))["checks"]["vibes"] = {"outcome": "passed", "detail": "fine"}
 
 
+def _image_check(doc, data):
+    checks = doc["images"][0]["checks"]
+    if data.draw(st.booleans()):
+        del checks["provenance"]
+    else:
+        checks["provenance"]["outcome"] = data.draw(st.sampled_from(["failed", "skipped", "weird"]))
+
+
+def _baseline_not_run(doc, data):
+    doc["run"]["settings"]["baselines"] = {data.draw(st.sampled_from(["*", doc["images"][0]["ref"]])): "r/app:0"}
+
+
 HARMFUL = [
     _drop_top,
     _incomplete,
@@ -334,6 +354,8 @@ HARMFUL = [
     _slow,
     _bad_digest,
     _unknown_check,
+    _image_check,
+    _baseline_not_run,
     _exit_status,
     _drop_run_field,
     _drop_requested,

@@ -71,6 +71,16 @@ SAMPLES: dict[str, dict[str, tuple[str | None, Any]]] = {
         "ini": ("linux/amd64=Nehalem", ((P("linux/amd64"), "Nehalem"),)),
         "env": ("linux/arm/v6=arm1176", ((P("linux/arm/v6"), "arm1176"),)),
     },
+    "baselines": {
+        "cli": ("team/app:1.0", ((None, "team/app:1.0"),)),
+        "ini": ("team/app:1.1=team/app:1.0", (("team/app:1.1", "team/app:1.0"),)),
+        "env": ("team/a:2=team/a:1, team/b:1.0", (("team/a:2", "team/a:1"), (None, "team/b:1.0"))),
+    },
+    "require_attestations": {
+        "cli": ("sbom", ("sbom",)),
+        "ini": ("provenance", ("provenance",)),
+        "env": ("SBOM, provenance", ("sbom", "provenance")),
+    },
 }
 
 
@@ -281,6 +291,21 @@ def test_command_line_beats_ini_beats_environment(
         ("--strict-elf", [], "", "maybe", "--strict-elf (env MULTIARCH_STRICT_ELF): 'maybe' is not one of 1, true,"),
         ("--engine", [], "", "arm64", "--engine (env MULTIARCH_ENGINES): 'arm64' is not PLATFORM=DOCKER_HOST"),
         ("--platforms", [], "linux/amd46", "", "--platforms (ini): unknown platform 'linux/amd46'"),
+        (
+            "--baseline",
+            [],
+            "",
+            "app:1.1=Not An Image",
+            "--baseline (env MULTIARCH_BASELINE): 'Not An Image' is not an image reference",
+        ),
+        ("--baseline", ["--baseline", "a:1", "--baseline", "b:1"], "", "", "--baseline (command line): two baselines"),
+        (
+            "--require-attestations",
+            ["--require-attestations", "sbon"],
+            "",
+            "",
+            "--require-attestations (command line): sbon is no attestation kind; name sbom or provenance",
+        ),
         ("--image", [], "", "Not An Image", "--image: 'Not An Image' is not an image reference"),
         ("--page-size", ["--page-size", "8K"], "", "", "--page-size (command line): '8K' is not a page size: name"),
         (
