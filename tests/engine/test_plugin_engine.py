@@ -55,9 +55,9 @@ def test_fixtures_and_results(contract, samples, no_leftovers):
     result.stdout.fnmatch_lines(
         ["*test_run_result?linux/arm64? PASSED*", "*test_fails_on_s390x_only?linux/s390x? FAILED*"]
     )
-    # 1 index + 3 platforms x 4 checks (libs is skipped: busybox is static) + 5 tests x 3 platforms
+    # index and provenance + 3 platforms x 4 checks (libs is skipped: busybox is static) + 5 tests x 3 platforms
     # (no probe: the tests are the samples)
-    result.assert_outcomes(passed=1 + 12 + 14, failed=1, skipped=3)
+    result.assert_outcomes(passed=2 + 12 + 14, failed=1, skipped=3)
     plats = by_platform(image_named(data, samples["good"]))
     assert [t["outcome"] for t in plats["linux/s390x"]["tests"]].count("failed") == 1
     result.stdout.fnmatch_lines(
@@ -85,7 +85,7 @@ def test_m(platform, container):
         },
     )
     result, data = run_plugin(where, "--platforms", "linux/amd64,linux/arm/v7")
-    result.assert_outcomes(passed=1 + 8 + 2, skipped=2)
+    result.assert_outcomes(passed=2 + 8 + 2, skipped=2)
     assert image_named(data, samples["lost-arm64"])["missing_platforms"] == []
 
 
@@ -228,7 +228,7 @@ def test_the_probe_runs_where_no_user_test_does(samples, tmp_path_factory, no_le
     where = project(tmp_path_factory, "probe", {"test_none.py": "def test_plain():\n    pass\n"})
     result, data = run_plugin(where, "--image", samples["good"], "--platforms", "linux/amd64,linux/s390x")
     # index, 4 checks and the probe per platform (libs skipped: busybox is static), test_plain
-    result.assert_outcomes(passed=1 + 8 + 2 + 1, skipped=2)
+    result.assert_outcomes(passed=2 + 8 + 2 + 1, skipped=2)
     plats = by_platform(image_named(data, samples["good"]))
     for name in ("linux/amd64", "linux/s390x"):
         assert set(plats[name]["probe_s"]) == {"start", "shell", "hash"}
@@ -240,7 +240,7 @@ def test_the_probe_runs_where_no_user_test_does(samples, tmp_path_factory, no_le
     result, data = run_plugin(
         where, "--image", samples["good"], "--platforms", "linux/amd64,linux/s390x", "--slowdown-probe", "never"
     )
-    result.assert_outcomes(passed=1 + 8 + 1, skipped=2)
+    result.assert_outcomes(passed=2 + 8 + 1, skipped=2)
     # --slowdown-probe never: the uname check alone could give the figure, but natively it
     # may take under a millisecond of CPU: then it is too short to time, and said so.
     s390x = by_platform(image_named(data, samples["good"]))["linux/s390x"]

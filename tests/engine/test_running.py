@@ -68,7 +68,7 @@ def test_shared_b(container):
 def test_fresh_container_marker(samples, tmp_path_factory, engine, no_leftovers):
     where = project(tmp_path_factory, "fresh", {"test_f.py": FRESH_TESTS})
     result, _ = run_plugin(where, "--image", samples["good"], "--platforms", "linux/amd64,linux/s390x")
-    result.assert_outcomes(passed=1 + 8 + 6, skipped=2)
+    result.assert_outcomes(passed=2 + 8 + 6, skipped=2)
 
 
 def test_strict_platforms_fail_what_cannot_run(samples, tmp_path_factory, registry):
@@ -148,7 +148,7 @@ def test_a_platform_routed_to_a_second_engine(samples, podman, tmp_path_factory,
         "--engine",
         f"linux/s390x={podman}",
     )
-    result.assert_outcomes(passed=1 + 8 + 2, skipped=2)
+    result.assert_outcomes(passed=2 + 8 + 2, skipped=2)
     plats = by_platform(image_named(data, samples["good"]))
     assert plats["linux/s390x"]["engine"] == podman
     assert plats["linux/s390x"]["mode_reason"].endswith(f"(engine {podman})")
@@ -205,7 +205,7 @@ def test_a_container_killed_mid_test(samples, tmp_path_factory, no_leftovers):
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     # Only the test whose command the kill interrupted fails, with what happened; the next
     # test of the platform gets a fresh container and passes.
-    result.assert_outcomes(passed=1 + 8 + 3 * 2, failed=2, skipped=2)
+    result.assert_outcomes(passed=2 + 8 + 3 * 2, failed=2, skipped=2)
     result.stdout.fnmatch_lines(
         [
             "E   *ContainerGone: *samples/good:1.0: $ sleep 30: the container of linux/a*64 stopped during the run "

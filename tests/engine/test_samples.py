@@ -239,7 +239,7 @@ def test_junit_has_a_suite_per_platform(run, where):
     # 5 images x (config, elf, libs, pages, uname, probe, 4 tests), except arm/v6 is in all five.
     assert int(v6.get("tests")) == len(names) == 5 * 10
     # The index checks carry no platform: they stay in the suite pytest named.
-    assert {c.get("name") for c in suites["pytest"].iter("testcase")} == {"index"}
+    assert {c.get("name") for c in suites["pytest"].iter("testcase")} == {"index", "provenance"}
 
 
 def test_html_page_renders_in_chromium_with_what_failed(run, where, samples):

@@ -31,5 +31,5 @@ def test_containers_are_never_privileged_and_mount_nothing(samples, tmp_path_fac
         where, "--image", samples["good"], "--platforms", "linux/amd64,linux/arm64,linux/arm/v6", "-s"
     )
     assert result.ret == pytest.ExitCode.OK, result.stdout.str()[-3000:]
-    result.assert_outcomes(passed=1 + 12 + 3, skipped=3)
+    result.assert_outcomes(passed=2 + 12 + 3, skipped=3)
     assert result.stdout.str().count("checked 127.0.0.1:5000/samples/good@sha256:") == 3
