@@ -7,7 +7,7 @@ For each engine (by default every one that answers of: this machine's docker, po
 trixie engine, the arm64 VM), in rounds that alternate between engines:
 
 - ``cold``: the probe image is not in the engine (removed first): load it, start one
-  container, exec one program per architecture of the sample run's nine platforms, read
+  container, exec one program per architecture of the sample run's twelve platforms, read
   the process list, remove the container;
 - ``warm``: the same with the image already there (every run after the first);
   (both include the three execs of a program that exits at once, which measure what an

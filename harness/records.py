@@ -105,12 +105,7 @@ class CheckRecord:
 
     def to_json(self) -> dict[str, Any]:
         """The check as the report (schema 1) shows it."""
-        out: dict[str, Any] = {"outcome": self.outcome, "detail": self.detail}
-        if self.warnings:
-            out["warnings"] = list(self.warnings)
-        if self.skip:
-            out["skip"] = self.skip
-        return out
+        return _check_json(self.outcome, self.detail, self.warnings, self.skip)
 
 
 @dataclass(frozen=True)
@@ -260,12 +255,7 @@ class ImageCheckRecord:
 
     def to_json(self) -> dict[str, Any]:
         """The check as the report (schema 1) shows it: outcome, detail, then what it compared."""
-        out: dict[str, Any] = {"outcome": self.outcome, "detail": self.detail}
-        if self.warnings:
-            out["warnings"] = list(self.warnings)
-        if self.skip:
-            out["skip"] = self.skip
-        return out | self.data
+        return _check_json(self.outcome, self.detail, self.warnings, self.skip) | self.data
 
 
 @dataclass(frozen=True)
@@ -282,6 +272,16 @@ class ResolveRecord:
     @classmethod
     def from_data(cls, data: dict[str, Any]) -> ResolveRecord:
         return cls(data["image"], data["detail"])
+
+
+def _check_json(outcome: str, detail: str, warnings: tuple[str, ...], skip: str) -> dict[str, Any]:
+    """A check in the report: outcome and detail, warnings and skip only when it has them."""
+    out: dict[str, Any] = {"outcome": outcome, "detail": detail}
+    if warnings:
+        out["warnings"] = list(warnings)
+    if skip:
+        out["skip"] = skip
+    return out
 
 
 def _platform_data(platform: Platform) -> dict[str, Any]:

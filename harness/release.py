@@ -193,7 +193,9 @@ def check_provenance(found: Sequence[Origin], require: Sequence[str] = ()) -> Ch
             problems.append(_disagreement(key, groups, total))
     times = {o.platform: parse_time(o.says["created"]) for o in found if o.says.get("created")}
     known = {p: t for p, t in times.items() if t is not None}
-    if len(known) > 1:
+    if len(known) == 1:
+        agreed.append(f"created {next(iter(known.values())):%Y-%m-%d %H:%M} UTC")
+    elif len(known) > 1:
         newest = max(known.values())
         stale = [p for p, t in known.items() if newest - t > CREATED_SPREAD]
         if stale:
@@ -214,14 +216,15 @@ def check_provenance(found: Sequence[Origin], require: Sequence[str] = ()) -> Ch
         else:
             having = [o.platform for o in found if kind in o.attestations]
             warnings.append(f"a {kind} attestation is attached to {_names(having)} but not to {_names(lacking)}")
-    plural = "platform" if total == 1 else f"{total} platforms"
+    plural = "the one platform" if total == 1 else f"{total} platforms"
     if problems:
         return CheckResult(FAILED, "; ".join(problems), warnings=tuple(warnings), findings=tuple(problems))
     if not agreed and not warnings:
+        say = "the one platform says" if total == 1 else f"the {plural} say"
         return CheckResult(
             SKIPPED,
-            f"the {plural} say nothing of where they came from (no {OCI_PREFIX}revision, version, source or "
-            "created, no attestation)",
+            f"{say} nothing of where {'it comes' if total == 1 else 'they came'} from (no {OCI_PREFIX}revision, "
+            "version, source or created, no attestation)",
             skip=NO_PROVENANCE,
         )
     verb = "says" if total == 1 else "agree on"
@@ -335,7 +338,7 @@ class Change:
 def _delta(before: int, after: int) -> str:
     diff = after - before
     sign = "+" if diff > 0 else "-"
-    pct = f" ({diff / before:+.1%})" if before else ""
+    pct = f" ({diff / before:+.1%})" if before and abs(diff / before) >= 0.0005 else ""
     return f"{sign}{_size(abs(diff))}{pct}"
 
 

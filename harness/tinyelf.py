@@ -63,6 +63,15 @@ _RISCV64 = _words(
     0x00000073,  # ecall
     _rv_jal(-24),  # j  .-24        (a0 holds the result)
 )
+_LOONG64 = _words(
+    0x02C00004,  # addi.d a0, zero, 0
+    0x02C00005,  # addi.d a1, zero, 0
+    0x02C00006,  # addi.d a2, zero, 0
+    0x02C00007,  # addi.d a3, zero, 0
+    0x02C1240B,  # addi.d a7, zero, 73  (ppoll)
+    0x002B0000,  # syscall 0
+    0x53FFEBFF,  # b .-24               (a0 holds the result)
+)
 
 
 def _ppc64(big: bool) -> bytes:
@@ -95,6 +104,7 @@ def _exits(family: str) -> bytes:
         "ppc64": _words(0x38600000, 0x380000EA, 0x44000002, big=True),
         "s390x": bytes.fromhex("a72900000af8"),  # lghi %r2,0; svc 248
         "riscv64": _words(0x00000513, 0x05E00893, 0x00000073),  # li a0,0; li a7,94; ecall
+        "loong64": _words(0x02C00004, 0x02C1780B, 0x002B0000),  # addi.d a0,zero,0; addi.d a7,zero,94; syscall 0
         "mips64le": _words(0x24040000, 0x24021455, 0x0000000C),  # li a0,0; li v0,5205; syscall
         "mips64": _words(0x24040000, 0x24021455, 0x0000000C, big=True),
         "mipsle": _words(0x24040000, 0x24021096, 0x0000000C),  # li a0,0; li v0,4246; syscall
@@ -144,6 +154,7 @@ EF_PPC64_ABI2 = 2
 EF_MIPS_ARCH_32 = 0x50000000
 EF_MIPS_ARCH_64 = 0x60000000
 EF_MIPS_ABI_O32 = 0x00001000
+EF_LOONGARCH_LP64D = 0x43  # double-float ABI, object ABI v1
 
 PROGRAMS: dict[str, Program] = {
     p.family: p
@@ -156,6 +167,7 @@ PROGRAMS: dict[str, Program] = {
         Program("ppc64", _spec("ppc64"), _ppc64(True), EF_PPC64_ABI2),
         Program("s390x", _spec("s390x"), bytes.fromhex("0a1da7f4ffff")),  # svc 29; j .-2
         Program("riscv64", _spec("riscv64"), _RISCV64),
+        Program("loong64", _spec("loong64"), _LOONG64, EF_LOONGARCH_LP64D),
         Program("mips64le", _spec("mips64le"), _mips(5033, False), EF_MIPS_ARCH_64),
         Program("mips64", _spec("mips64"), _mips(5033, True), EF_MIPS_ARCH_64),
         Program("mipsle", _spec("mipsle"), _mips(4029, False), EF_MIPS_ARCH_32 | EF_MIPS_ABI_O32),

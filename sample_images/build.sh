@@ -3,10 +3,12 @@
 #
 #   sample_images/build.sh [--force] [NAME ...]
 #
-# NAME/Containerfile images are built with buildah; every binary in them comes from
-# Debian's busybox-static package for the target architecture (no Docker Hub): the .debs
-# are fetched with `apt-get download` and cached, so a later run, or a partially failing
-# `apt-get update`, does not need the network again. NAME/layers images (debian,
+# NAME/Containerfile images are built with buildah; every binary in them is Debian's
+# busybox (no Docker Hub): bookworm's busybox-static for the target architecture, trixie's
+# where only trixie has the architecture (riscv64), or Debian's busybox source
+# cross-compiled with zig where no Debian release has it (mips64, big-endian); see
+# platforms.txt. The .debs are fetched with `apt-get download` and cached, so a later run,
+# or a partially failing `apt-get update`, does not need the network again. NAME/layers images (debian,
 # debian-defects) are Debian root filesystems made by mmdebstrap, see debian.sh for what
 # they hold and which defects. An image whose inputs have not changed since its last push,
 # and which the registry still has, is not rebuilt.
@@ -26,11 +28,15 @@ force=
 
 apt_install buildah curl
 
-# platform -> Debian architecture, from platforms.txt
-declare -A debarch
+# platform -> where its busybox comes from (platforms.txt): a bookworm architecture in
+# debarch; trixie:ARCH or zig:TARGET in bbsource
+declare -A debarch bbsource
 while read -r plat arch; do
   case "$plat" in ''|'#'*) continue;; esac
-  debarch[$plat]=$arch
+  case "$arch" in
+    *:*) bbsource[$plat]=$arch ;;
+    *) debarch[$plat]=$arch ;;
+  esac
 done <"$here/platforms.txt"
 
 # --- the .debs --------------------------------------------------------------------------
@@ -79,12 +85,49 @@ applets="sh ash uname cat echo ls env sleep true false id test [ printf wc head 
   awk find gzip gunzip tar sha256sum md5sum mkdir rm cp mv ln chmod touch date seq expr tr
   sort uniq cut od hexdump dd stat readlink which xargs yes basename dirname ps kill hostname"
 
-make_rootfs() { # dir debfile
-  local dir=$1 deb=$2 x; x=$(mktemp -d)
-  dpkg-deb -x "$deb" "$x"
+busybox_of() { # platform -> the path of its busybox binary
+  local plat=$1 src=${bbsource[$1]:-} x
+  case "$src" in
+    trixie:*)
+      x=$work/busybox-${src//:/-}
+      rm -rf "$x"; dpkg-deb -x "$(compgen -G "$debian_trixie_debs/busybox-static_*_${src#trixie:}.deb" | sort | tail -n 1)" "$x"
+      echo "$x/usr/bin/busybox" ;; # trixie's /usr is merged
+    zig:*) echo "$work/busybox-${src#zig:}" ;;
+    *)
+      x=$work/busybox-${debarch[$plat]}
+      rm -rf "$x"; dpkg-deb -x "$(deb_for busybox-static "${debarch[$plat]}")" "$x"
+      echo "$x/bin/busybox" ;;
+  esac
+}
+
+busybox_keys() { # what the busybox binaries are made from, for the inputs hash
+  (cd "$debs" && ls busybox-static_*)
+  (cd "$debian_trixie_debs" && ls busybox-static_*) 2>/dev/null || true
+  local plat
+  for plat in "${!bbsource[@]}"; do
+    case "${bbsource[$plat]}" in zig:*) sha256sum <"$work/busybox-${bbsource[$plat]#zig:}" ;; esac
+  done | sort
+}
+
+fetch_busyboxes() { # each platform's busybox: bookworm and trixie .debs, cross-compiled binaries
+  # shellcheck disable=SC2046
+  fetch_debs busybox-static $(printf '%s
+' "${debarch[@]}")
+  local plat src
+  for plat in "${!bbsource[@]}"; do
+    src=${bbsource[$plat]}
+    case "$src" in
+      trixie:*) fetch_trixie_deb busybox-static "${src#trixie:}" ;;
+      zig:*) bash "$here/cross-busybox.sh" "${src#zig:}" "$work/busybox-${src#zig:}" ;;
+      *) die "platforms.txt: $plat: unknown busybox source $src (an architecture, trixie:ARCH or zig:TARGET)" ;;
+    esac
+  done
+}
+
+make_rootfs() { # dir busybox
+  local dir=$1
   mkdir -p "$dir/bin" "$dir/tmp" "$dir/etc"
-  install -m 0755 "$x/bin/busybox" "$dir/bin/busybox"
-  rm -rf "$x"
+  install -m 0755 "$2" "$dir/bin/busybox"
   for a in $applets; do ln -sf busybox "$dir/bin/$a"; done
   chmod 1777 "$dir/tmp"
   printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n' >"$dir/etc/passwd"
@@ -94,11 +137,11 @@ make_rootfs() { # dir debfile
 prepare_context() {
   rm -rf "$work/context"; mkdir -p "$work/context/rootfs" "$work/context/vendor"
   local plat key
-  for plat in "${!debarch[@]}"; do
+  for plat in "${!debarch[@]}" "${!bbsource[@]}"; do
     key=${plat#linux/}; key=${key//\//}            # linux/arm/v7 -> armv7
-    make_rootfs "$work/context/rootfs/$key" "$(deb_for busybox-static "${debarch[$plat]}")"
+    make_rootfs "$work/context/rootfs/$key" "$(busybox_of "$plat")"
   done
-  make_rootfs "$work/context/rootfs/arm" "$(deb_for busybox-static armhf)"
+  make_rootfs "$work/context/rootfs/arm" "$(busybox_of linux/arm/v7)"
   # The "vendor tarball" a careless Containerfile adds on every platform.
   local t; t=$(mktemp -d)
   cp "$work/context/rootfs/amd64/bin/busybox" "$t/tool"
@@ -142,7 +185,7 @@ mark_built() { echo "$2" >"$work/$1.stamp"; } # name hash
 
 build_image() { # name
   local name=$1 list="sample-$1" repo="samples/$1" h
-  h=$( (cd "$debs" && ls busybox-static_*) | inputs_hash "$name")
+  h=$(busybox_keys | inputs_hash "$name" "$here/cross-busybox.sh")
   if up_to_date "$name" "$h"; then
     log "$registry/$repo:$tag is up to date"
     return 0
@@ -178,8 +221,7 @@ build_image() { # name
 . "$here/debian.sh"
 
 mkdir -p "$work"
-# shellcheck disable=SC2046
-fetch_debs busybox-static $(printf '%s\n' "${debarch[@]}")
+fetch_busyboxes
 names=("$@")
 [ ${#names[@]} -gt 0 ] || for d in "$here"/*/; do
   [ -f "$d/Containerfile" ] || [ -f "$d/layers" ] && names+=("$(basename "$d")")
