@@ -11,6 +11,7 @@ from test_strict_elf import amd64_with_lib32
 
 from harness import checks, gate
 from harness.checks import FAILED, BuiltinCheck, CheckResult
+from harness.release import IMAGE_CHECKS
 from harness.report import Report
 
 CONFTEST = """
@@ -93,4 +94,4 @@ def test_the_readme_names_every_built_in_check():
     readme = (Path(__file__).parents[2] / "README.md").read_text()
     section = readme.split("### Built-in checks", 1)[1].split("\n#", 1)[0]
     rows = {line.split("|")[1].strip().split()[0].strip("`") for line in section.splitlines() if line.startswith("| `")}
-    assert rows == {*checks.check_names(), "index", "probe"}
+    assert rows == {*checks.check_names(), "index", "probe", *IMAGE_CHECKS}
