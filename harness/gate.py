@@ -33,7 +33,14 @@ from .manifest import ImageManifest, Index
 from .platform import PlatformError, parse_list
 from .reference import ImageReferenceError, Reference, same_registry
 from .registry import Registry, RegistryError
-from .release import ATTESTATION_KINDS, BASELINE_CHECK, IMAGE_CHECKS, IMAGE_SKIPS, PROVENANCE_CHECK
+from .release import (
+    ATTESTATION_KINDS,
+    BASELINE_CHECK,
+    IMAGE_CHECKS,
+    IMAGE_SKIPS,
+    PROVENANCE_CHECK,
+    attestation_kinds,
+)
 from .report import SLOWDOWN_CHECK, ImageResult, PlatformResult, Report
 from .sources import SourceError, open_source
 
@@ -371,17 +378,6 @@ def promote(
     return current.digest
 
 
-def attestation_kinds(text: str, flag: str) -> tuple[str, ...]:
-    """``sbom,provenance`` -> its kinds; an unknown one is a usage error naming the known ones."""
-    kinds = tuple(dict.fromkeys(k.strip().lower() for k in text.split(",") if k.strip()))
-    unknown = [k for k in kinds if k not in ATTESTATION_KINDS]
-    if unknown:
-        raise PlatformError(
-            f"{flag}: {', '.join(unknown)} is no attestation kind; name {' or '.join(ATTESTATION_KINDS)}"
-        )
-    return kinds
-
-
 def _platforms(text: str | None) -> list[str] | None:
     if not text:
         return None
@@ -434,7 +430,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         require = _platforms(args.require)
         if args.max_slowdown is not None and not args.max_slowdown > 0:
             raise PlatformError(f"--max-slowdown {args.max_slowdown:g} is not a positive number")
-        kinds = attestation_kinds(args.require_attestations or "", "--require-attestations")
+        try:
+            kinds = attestation_kinds([args.require_attestations or ""])
+        except ValueError as exc:
+            raise PlatformError(f"--require-attestations: {exc}") from None
         report = read_report(load_report(args.report))
         registry = Registry()
         baseline = read_baseline(args.baseline, registry) if args.baseline else None

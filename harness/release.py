@@ -58,6 +58,16 @@ UNCHANGED = "unchanged"
 MAX_PATHS = 100
 
 
+def attestation_kinds(items: Iterable[str]) -> tuple[str, ...]:
+    """``sbom,provenance`` (or each on its own) -> its kinds, once each; a ValueError names an
+    unknown one and the known ones."""
+    kinds = tuple(dict.fromkeys(k.strip().lower() for item in items for k in item.split(",") if k.strip()))
+    unknown = [k for k in kinds if k not in ATTESTATION_KINDS]
+    if unknown:
+        raise ValueError(f"{', '.join(unknown)} is no attestation kind; name {' or '.join(ATTESTATION_KINDS)}")
+    return kinds
+
+
 def attestation_kind(predicate_type: str) -> str:
     """``sbom`` for SPDX and CycloneDX documents, ``provenance`` for SLSA, else the type itself."""
     low = predicate_type.lower()
@@ -106,7 +116,8 @@ def origins(source: Source, resolved: Resolved) -> list[Origin]:
         conflicts = []
         for key in (*SOURCE_KEYS, "created"):
             found = {m[OCI_PREFIX + key] for m in layers if m.get(OCI_PREFIX + key)}
-            if len(found) > 1:
+            # A build time stamped twice may differ by the seconds between the two stamps.
+            if len(found) > 1 and key != "created":
                 conflicts.append(f"{platform} says two {key}s: {' and '.join(sorted(found))}")
             value = next((m[OCI_PREFIX + key] for m in layers if m.get(OCI_PREFIX + key)), "")
             if key == "created" and not value:
@@ -215,7 +226,7 @@ def check_provenance(found: Sequence[Origin], require: Sequence[str] = ()) -> Ch
             problems.append(f"no {kind} attestation on {_names(lacking)} (--require-attestations {kind})")
         else:
             having = [o.platform for o in found if kind in o.attestations]
-            warnings.append(f"a {kind} attestation is attached to {_names(having)} but not to {_names(lacking)}")
+            warnings.append(f"{kind} attestations are attached to {_names(having)} but not to {_names(lacking)}")
     plural = "the one platform" if total == 1 else f"{total} platforms"
     if problems:
         return CheckResult(FAILED, "; ".join(problems), warnings=tuple(warnings), findings=tuple(problems))
@@ -228,9 +239,10 @@ def check_provenance(found: Sequence[Origin], require: Sequence[str] = ()) -> Ch
             skip=NO_PROVENANCE,
         )
     verb = "says" if total == 1 else "agree on"
-    return CheckResult(
-        PASSED, f"{plural} {verb}: {'; '.join(agreed) or 'nothing'}" if agreed else plural, warnings=tuple(warnings)
+    detail = (
+        f"{plural} {verb}: {'; '.join(agreed)}" if agreed else f"{plural}: nothing they agree on (see the warnings)"
     )
+    return CheckResult(PASSED, detail, warnings=tuple(warnings))
 
 
 # --- the release before ------------------------------------------------------------------------

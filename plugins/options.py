@@ -21,7 +21,7 @@ from harness.binfmt import qemu_cpu_models
 from harness.layers import DEFAULT_MAX_LAYER_BYTES, MAX_LAYER_ENV
 from harness.platform import Platform, PlatformError, check_known, format_list, parse_list
 from harness.reference import ImageReferenceError
-from harness.release import ATTESTATION_KINDS
+from harness.release import attestation_kinds
 from harness.sources import DEFAULT_SCRATCH_REGISTRY, SourceError, check_source_name
 
 #: How a setting is written and read:
@@ -154,15 +154,11 @@ def _baselines(option: Option, setting: Setting) -> tuple[tuple[str | None, str]
 
 
 def _attestations(option: Option, setting: Setting) -> tuple[str, ...]:
-    # ``sbom,provenance`` on the command line too, as the gate takes it.
-    kinds = tuple(dict.fromkeys(k.strip().lower() for item in setting.value for k in item.split(",") if k.strip()))
-    unknown = [k for k in kinds if k not in ATTESTATION_KINDS]
-    if unknown:
-        raise pytest.UsageError(
-            f"{option.flag} ({setting.source}): {', '.join(unknown)} is no attestation kind; "
-            f"name {' or '.join(ATTESTATION_KINDS)}"
-        )
-    return kinds
+    """``sbom,provenance`` on the command line too, as the gate takes it."""
+    try:
+        return attestation_kinds(setting.value)
+    except ValueError as exc:
+        raise pytest.UsageError(f"{option.flag} ({setting.source}): {exc}") from None
 
 
 def _platforms(option: Option, setting: Setting) -> list[Platform] | None:

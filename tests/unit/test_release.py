@@ -193,8 +193,8 @@ def test_attestations_on_some_platforms(harness, tmp_path):
     result, origins = harness.provenance(ref)
     assert result.outcome == PASSED
     assert result.warnings == (
-        "a sbom attestation is attached to linux/amd64 but not to linux/arm64, linux/s390x",
-        "a provenance attestation is attached to linux/amd64, linux/arm64 but not to linux/s390x",
+        "sbom attestations are attached to linux/amd64 but not to linux/arm64, linux/s390x",
+        "provenance attestations are attached to linux/amd64, linux/arm64 but not to linux/s390x",
     )
     assert [o.attestations for o in origins] == [("sbom", "provenance"), ("provenance",), ()]
     required = check_provenance(origins, ("provenance",))
