@@ -772,22 +772,25 @@ def _image_from_json(img: dict[str, Any]) -> ImageResult:
 
 def _change_line(change: Any) -> str:
     """One platform's change since the baseline, from the report's JSON of it."""
-    if not isinstance(change, dict):
-        return str(change)
-    elf = change.get("elf") or {}
 
     def pair(key: str) -> tuple[int | None, int | None]:
         sizes = change.get(key) or {}
         return (sizes.get("before"), sizes.get("after"))
 
-    return Change(
-        "",
-        str(change.get("status", "")),
-        pair("compressed"),
-        pair("uncompressed"),
-        counts=(int(elf.get("added") or 0), int(elf.get("removed") or 0), int(elf.get("changed_architecture") or 0)),
-        new_findings=tuple(change.get("new_findings") or ()),
-    ).summary()
+    try:
+        elf = change.get("elf") or {}
+        counts = (int(elf.get("added") or 0), int(elf.get("removed") or 0), int(elf.get("changed_architecture") or 0))
+        found = tuple(change.get("new_findings") or ())
+        return Change(
+            "",
+            str(change.get("status", "")),
+            pair("compressed"),
+            pair("uncompressed"),
+            counts=counts,
+            new_findings=found,
+        ).summary()
+    except (AttributeError, TypeError, ValueError):  # a report edited by hand: shown as it is
+        return json.dumps(change)[:200]
 
 
 def _count(value: Any) -> int | None:

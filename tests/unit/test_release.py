@@ -340,3 +340,25 @@ def test_a_run_given_a_baseline_must_show_its_check(tmp_path, capsys):
     path.write_text(json.dumps(doc))
     assert main(["gate", str(path)]) == EXIT_NO_GO
     assert "baseline failed: linux/arm64 was in" in capsys.readouterr().out
+
+
+def test_a_hand_edited_comparison_is_shown_not_a_crash():
+    from harness.report import Report
+
+    doc = _report("r/app:1.1", ["linux/amd64"])
+    doc["images"][0]["checks"]["baseline"] = {
+        "outcome": "failed",
+        "detail": "linux/arm64 was in the baseline r/app:1.0",
+        "dropped": ["linux/arm64"],
+        "platforms": {
+            "linux/amd64": {"elf": {"added": "many"}},
+            "linux/386": "gone",
+            "linux/arm64": {"status": "dropped"},
+        },
+    }
+    report = Report.from_json(doc)
+    text = report.matrix()
+    assert "baseline: FAIL: linux/arm64 was in the baseline r/app:1.0" in text
+    assert 'linux/amd64: {"elf": {"added": "many"}}' in text
+    assert "linux/arm64: dropped: in the baseline, not in this release" in text
+    assert [r.mode for r in report.rows() if r.platform == "linux/arm64"] == ["dropped"]
