@@ -39,6 +39,12 @@ class ContainerExited(MultiarchError, RuntimeError):
     """The container stopped by itself: its exit code and last output are in the message."""
 
 
+#: What runc says when the process of an exec failed before it started: "OCI runtime exec
+#: failed: exec failed: unable to start container process: waiting for init preliminary
+#: setup: read init-p: connection reset by peer".
+NOT_STARTED = "waiting for init preliminary setup"
+
+
 class ContainerGone(MultiarchError, RuntimeError):
     """The container stopped or vanished while in use (killed, removed, out of memory)."""
 
@@ -141,6 +147,14 @@ class Container:
         argv = tuple(shlex.split(cmd)) if isinstance(cmd, str) else tuple(cmd)
         if not argv:
             raise ValueError("container.run() needs a command")
+        result = self._run(argv, user, timeout)
+        if result.exit_code == 126 and NOT_STARTED in result.stdout + result.stderr:
+            # runc lost the handshake with the process it was starting (seen under load with
+            # runc 1.1): the command never ran, so running it again is no second try of it.
+            result = self._run(argv, user, timeout)
+        return result
+
+    def _run(self, argv: tuple[str, ...], user: str, timeout: float | None) -> CommandResult:
         wrapped = self._tc.get_wrapped_container()
         api = wrapped.client.api
         cpu_before = self.cpu_seconds()
