@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from elfcraft import elf_for
 from layerkit import entry, layer
+from test_gate import plat as platform_result
+from test_gate import report as green_report
 
 from harness import Harness
 from harness.checks import FAILED, PASSED, SKIPPED
@@ -252,65 +254,27 @@ def test_a_release_compared_with_the_one_before(harness, tmp_path):
     assert harness.compare(base, base).result().outcome == PASSED
 
 
-def _report(ref: str, present: list[str]) -> dict:
-    plat = {
-        "platform": present[0],
-        "digest": "sha256:" + "b" * 64,
-        "mode": "native",
-        "mode_reason": "r",
-        "engine": "docker",
-        "selected_tests": 0,
-        "checks": {c: {"outcome": "passed", "detail": "fine"} for c in ("config", "elf", "libs", "pages", "uname")},
-        "tests": [],
-        "slowdown": 1.0,
-        "slowdown_samples": 1,
-    }
-    return {
-        "schema": 1,
-        "complete": True,
-        "incomplete": [],
-        "run": {
-            "command": ["pytest"],
-            "started": "2026-12-01T00:00:00Z",
-            "finished": "2026-12-01T00:00:01Z",
-            "harness_version": "0.1.0",
-            "exit_status": 0,
-            "selected": 1,
-            "deselected": [],
-            "settings": {},
-            "other_tests": {"failed": 0},
-        },
-        "host": {"platform": "linux/amd64", "engine": "docker", "emulated": []},
-        "images": [
-            {
-                "ref": ref,
-                "digest": "sha256:" + "a" * 64,
-                "missing_platforms": [],
-                "present_platforms": present,
-                "requested_platforms": [present[0]],
-                "is_index": True,
-                "notes": [],
-                "checks": {"provenance": {"outcome": "passed", "detail": "fine", "platforms": {}}},
-                "platforms": [plat],
-            }
-        ],
-    }
+def _report(present: list[str]) -> dict:
+    """A green report of one image whose index has ``present``, of which the first was tested."""
+    doc = green_report(platform_result(present[0], "native", tests=(), slowdown=1.0))
+    doc["images"][0]["present_platforms"] = present
+    return doc
 
 
 def test_the_gate_compares_with_the_baseline_itself(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("MULTIARCH_CACHE_DIR", str(tmp_path / "cache"))
     base = Layout(tmp_path / "base").image("linux/amd64").image("linux/arm64").done()
     path = tmp_path / "r.json"
-    path.write_text(json.dumps(_report("r/app:1.1", ["linux/amd64", "linux/arm64"])))
+    path.write_text(json.dumps(_report(["linux/amd64", "linux/arm64"])))
     assert main(["gate", str(path), "--baseline", base]) == EXIT_GO
-    path.write_text(json.dumps(_report("r/app:1.1", ["linux/amd64"])))
+    path.write_text(json.dumps(_report(["linux/amd64"])))
     capsys.readouterr()
     assert main(["gate", str(path), "--baseline", base]) == EXIT_NO_GO
     assert f"linux/arm64 was in the baseline {base}" in capsys.readouterr().out
     assert main(["gate", str(path)]) == EXIT_GO  # without a baseline, nothing says arm64 was ever there
     assert main(["gate", str(path), "--baseline", f"oci:{tmp_path}/nothing"]) == EXIT_UNUSABLE
     assert "does not exist" in capsys.readouterr().err
-    doc = _report("r/app:1.1", ["linux/amd64"])
+    doc = _report(["linux/amd64"])
     del doc["images"][0]["present_platforms"]
     path.write_text(json.dumps(doc))
     assert main(["gate", str(path), "--baseline", base]) == EXIT_NO_GO
@@ -318,7 +282,7 @@ def test_the_gate_compares_with_the_baseline_itself(tmp_path, monkeypatch, capsy
 
 
 def test_the_gate_asks_for_the_attestations_it_is_told_to(tmp_path, capsys):
-    doc = _report("r/app:1.1", ["linux/amd64"])
+    doc = _report(["linux/amd64"])
     doc["images"][0]["checks"]["provenance"]["platforms"] = {"linux/amd64": {"attestations": ["sbom"]}}
     path = tmp_path / "r.json"
     path.write_text(json.dumps(doc))
@@ -330,7 +294,7 @@ def test_the_gate_asks_for_the_attestations_it_is_told_to(tmp_path, capsys):
 
 
 def test_a_run_given_a_baseline_must_show_its_check(tmp_path, capsys):
-    doc = _report("r/app:1.1", ["linux/amd64"])
+    doc = _report(["linux/amd64"])
     doc["run"]["settings"]["baselines"] = {"*": "r/app:1.0"}
     path = tmp_path / "r.json"
     path.write_text(json.dumps(doc))
@@ -345,7 +309,7 @@ def test_a_run_given_a_baseline_must_show_its_check(tmp_path, capsys):
 def test_a_hand_edited_comparison_is_shown_not_a_crash():
     from harness.report import Report
 
-    doc = _report("r/app:1.1", ["linux/amd64"])
+    doc = _report(["linux/amd64"])
     doc["images"][0]["checks"]["baseline"] = {
         "outcome": "failed",
         "detail": "linux/arm64 was in the baseline r/app:1.0",
