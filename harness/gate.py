@@ -209,9 +209,9 @@ def _image_reasons(
 ) -> list[str]:
     """The index as a whole: its own checks passed, its baseline's platforms are all in it."""
     out: list[str] = []
+    named = settings.get("baselines") or {}
     for spec in IMAGE_CHECKS:
         check = img.checks.get(spec)
-        named = settings.get("baselines") or {}
         asked = spec != BASELINE_CHECK or img.ref in named or "*" in named
         if check is None:
             if asked:

@@ -163,15 +163,16 @@ class Planner:
                     raise self._plan_errors[image] from exc
             return self._plans[image]
 
-    def _resolved(self, image: str) -> Resolved:
-        """The index of ``image`` as its source resolved it: once, for plans and audits alike."""
+    def resolved(self, image: str) -> Resolved:
+        """The index of ``image`` as its source resolved it, every platform entry: once, for
+        plans, audits and the checks of the index as a whole alike."""
         with self._lock:
             if image not in self._indexes:
                 self._indexes[image] = self.source(image).resolve(self.pins.get(image))
             return self._indexes[image]
 
     def _resolve(self, image: str) -> ImagePlan:
-        resolved = self._resolved(image)
+        resolved = self.resolved(image)
         present = tuple(sorted((p for p, _ in resolved.entries), key=sort_key))
         wanted = self.requested if self.requested is not None else list(present)
         by_platform = dict(resolved.entries)
@@ -206,14 +207,10 @@ class Planner:
         """What the engine pulls and runs for ``target``: by digest, never by tag."""
         return self.source(target.image).runnable(target.digest, self._daemon())
 
-    def resolved(self, image: str) -> Resolved:
-        """Every platform entry of the index of ``image``, as its source resolved it."""
-        return self._resolved(image)
-
     def static_targets(self, image: str, *, every: bool = False) -> list[Target]:
         """Every requested platform the index of ``image`` has (with ``every``, each platform
         it has), as targets for the static checks: their mode is never asked of an engine."""
-        resolved = self._resolved(image)
+        resolved = self.resolved(image)
         wanted = set(self.requested) if self.requested is not None and not every else None
         not_run = Mode(UNAVAILABLE, "a static audit runs no container")
         return [

@@ -214,10 +214,9 @@ class Harness:
     def compare(self, image: str, baseline: str) -> release.Comparison:
         """``image`` against the release before it, ``baseline`` (any source: registry, layout,
         archive), every platform of either side: nothing runs."""
-        sides = []
-        for ref in (baseline, image):
-            sides.append([release.facts(self, t) for t in self.planner.static_targets(ref, every=True)])
-        return release.compare(baseline, self.planner.resolved(baseline).digest, sides[0], sides[1])
+        before = [release.facts(self, t) for t in self.planner.static_targets(baseline, every=True)]
+        after = [release.facts(self, t) for t in self.planner.static_targets(image, every=True)]
+        return release.compare(baseline, self.planner.resolved(baseline).digest, before, after)
 
     # --- checks --------------------------------------------------------------------------------
     def check(self, name: str, target: Target) -> CheckResult:

@@ -77,9 +77,9 @@ class CheckItem(pytest.Item):
     def _run(self) -> CheckResult:
         if self.error is not None:
             return CheckResult(FAILED, self.error)
-        harness = self.state.harness
         if self.plan is not None:
             return self.plan.coverage()
+        harness = self.state.harness
         if self.check == PROVENANCE_CHECK:
             result, origins = harness.provenance(self.ref)
             self.data = {"platforms": {o.platform: o.to_json() for o in origins}}
