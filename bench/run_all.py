@@ -30,6 +30,7 @@ BENCHES = [
     ("Reported slowdown against hyperfine", "bench/slowdown.py"),
     ("What asking each engine costs a run", "bench/engine_probe.py"),
     ("How wall time grows with platforms and tests", "bench/scaling.py"),
+    ("Cold runs: pulls, audits and starts overlapped", "bench/cold_run.py"),
 ]
 #: The reliability suite: hostile input, faults, security. (file or node, what it attacks with)
 RELIABILITY = [

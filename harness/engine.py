@@ -16,7 +16,7 @@ import hashlib
 import os
 import tempfile
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -155,26 +155,40 @@ class Engine:
             return Mode(EMULATED, f"{run.reason}, CPU {spec.qemu_cpu}", (("QEMU_CPU", spec.qemu_cpu),))
         return Mode(EMULATED, run.reason)
 
-    def pull(self, pinned: str, auth: tuple[str, str] | None = None) -> None:
+    def has(self, image: str) -> bool:
+        """Whether the engine's store holds ``image`` (a name@digest or an image ID)."""
+        import docker.errors
+
+        with self._answering(f"inspecting {image}"):
+            try:
+                self.client.images.get(image)
+                return True
+            except docker.errors.ImageNotFound:
+                return False
+
+    def pull(
+        self,
+        pinned: str,
+        auth: tuple[str, str] | None = None,
+        progress: Callable[[int, int], None] | None = None,
+        *,
+        stop: threading.Event | None = None,
+    ) -> None:
         """Pull ``name@digest`` unless present. One pull per digest at a time on this machine.
 
         The classic store keeps one platform per tag (the containerd store keeps an index
         under one name, and runs the engine's platform of it), so pulls and runs always go
-        by the platform's own manifest digest, on both.
+        by the platform's own manifest digest, on both. ``progress`` hears the bytes
+        downloaded so far and in all, as the engine reports them; ``stop``, once set,
+        breaks the pull off.
         """
         import docker.errors
 
-        lock = Path(tempfile.gettempdir()) / f"multiarch-pull-{hashlib.sha256(pinned.encode()).hexdigest()[:16]}.lock"
-        with open(lock, "w") as fh, self._answering(pinned):
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                self.client.images.get(pinned)
+        with _machine_lock(pinned), self._answering(pinned):
+            if self.has(pinned):
                 return
-            except docker.errors.ImageNotFound:
-                pass
-            except docker.errors.APIError as exc:
-                raise EngineError(f"inspecting {pinned}: {exc}") from exc
             repo, _, digest = pinned.partition("@")
+            layers: dict[str, tuple[int, int]] = {}
             try:
                 # docker-py's images.pull ignores errors reported inside the stream.
                 auth_config = {"username": auth[0], "password": auth[1]} if auth else None
@@ -182,8 +196,34 @@ class Engine:
                 for event in events:
                     if isinstance(event, dict) and event.get("error"):
                         raise EngineError(f"pulling {pinned}: {event['error']}")
+                    if stop is not None and stop.is_set():
+                        raise EngineError(f"pulling {pinned}: broken off, the run is ending")
+                    if progress is not None and isinstance(event, dict):
+                        _count_bytes(event, layers, progress)
             except docker.errors.APIError as exc:
                 raise EngineError(f"pulling {pinned}: {exc.explanation or exc}") from exc
+
+    def load(
+        self,
+        blobs: Sequence[Path],
+        config_digest: str,
+        layer_digests: Sequence[str],
+        *,
+        stop: threading.Event | None = None,
+    ) -> str:
+        """Load an image from its blobs, already on this machine, as ``docker load`` does
+        (an archive streamed from the files, nothing copied); returns the image ID the
+        engine gave it. ``blobs`` are the config's file, then each layer's."""
+        with _machine_lock(config_digest), self._answering(f"loading {config_digest[:19]}"):
+            for event in self.client.api.load_image(_archive(blobs, config_digest, layer_digests, stop)):
+                if isinstance(event, dict) and event.get("error"):
+                    raise EngineError(f"loading {config_digest[:19]}: {event['error']}")
+                said = str(event.get("stream", "")) if isinstance(event, dict) else ""
+                if "Loaded image ID:" in said:
+                    return said.split("Loaded image ID:", 1)[1].strip()
+                if "Loaded image:" in said:
+                    return said.split("Loaded image:", 1)[1].strip()
+        raise EngineError(f"loading {config_digest[:19]}: the engine did not say which image it loaded")
 
     def sweep_stale(self, session_id: str) -> int:
         """Remove containers that crashed runs on this machine left: another session's,
@@ -215,6 +255,68 @@ class Engine:
             yield
         except (docker.errors.DockerException, requests.RequestException) as exc:
             raise EngineError(f"{what}: the engine at {self.base_url} failed: {exc}") from exc
+
+
+@contextlib.contextmanager
+def _machine_lock(name: str) -> Iterator[None]:
+    """One process of this machine at a time brings ``name`` into an engine: the others
+    wait, then find it there."""
+    lock = Path(tempfile.gettempdir()) / f"multiarch-pull-{hashlib.sha256(name.encode()).hexdigest()[:16]}.lock"
+    with open(lock, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        yield
+
+
+def _count_bytes(
+    event: dict[str, Any], layers: dict[str, tuple[int, int]], progress: Callable[[int, int], None]
+) -> None:
+    """Add one event of a pull's stream to the bytes per layer, and report the sums."""
+    detail = event.get("progressDetail") or {}
+    layer = str(event.get("id", ""))
+    status = str(event.get("status", ""))
+    if not layer:
+        return
+    if status == "Downloading" and isinstance(detail.get("total"), int):
+        layers[layer] = (int(detail.get("current") or 0), int(detail["total"]))
+    elif status in ("Download complete", "Already exists", "Pull complete") and layer in layers:
+        total = layers[layer][1]
+        layers[layer] = (total, total)
+    else:
+        return
+    progress(sum(done for done, _ in layers.values()), sum(total for _, total in layers.values()))
+
+
+def _archive(
+    blobs: Sequence[Path], config_digest: str, layer_digests: Sequence[str], stop: threading.Event | None = None
+) -> Iterator[bytes]:
+    """A ``docker save`` archive of one image, made of its blob files as they are (the
+    engine decompresses layers itself): manifest.json, the config, one file per layer."""
+    import json
+    import tarfile
+
+    config_name = config_digest.removeprefix("sha256:") + ".json"
+    layer_names = [f"{digest.removeprefix('sha256:')}/layer.tar" for digest in layer_digests]
+    manifest = json.dumps([{"Config": config_name, "RepoTags": None, "Layers": layer_names}]).encode()
+
+    def member(name: str, size: int) -> bytes:
+        info = tarfile.TarInfo(name)
+        info.size, info.mode, info.mtime = size, 0o644, 0
+        return info.tobuf(tarfile.PAX_FORMAT)
+
+    def pad(size: int) -> bytes:
+        return b"\0" * (-size % tarfile.BLOCKSIZE)
+
+    yield member("manifest.json", len(manifest)) + manifest + pad(len(manifest))
+    for name, path in zip([config_name, *layer_names], blobs, strict=True):
+        size = path.stat().st_size
+        yield member(name, size)
+        with open(path, "rb") as fh:
+            while chunk := fh.read(1 << 20):
+                if stop is not None and stop.is_set():
+                    raise EngineError(f"loading {config_digest[:19]}: broken off, the run is ending")
+                yield chunk
+        yield pad(size)
+    yield b"\0" * (2 * tarfile.BLOCKSIZE)
 
 
 def _remove(containers: list[Any]) -> int:

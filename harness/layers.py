@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import bisect
 import contextlib
+import fcntl
 import gzip
 import itertools
 import json
@@ -23,9 +24,10 @@ import posixpath
 import re
 import tarfile
 import tempfile
+import threading
 import zlib
-from collections.abc import Callable, Iterable
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, cast
@@ -407,6 +409,11 @@ def _scan(fh: IO[bytes], head: bytes, reads: elf.Reads, whole: _Spool | None) ->
 
 
 # --- the cache ------------------------------------------------------------------------------
+#: Layer digest -> held by the thread of this process reading that layer.
+_READING: dict[str, threading.Lock] = {}
+_READING_LOCK = threading.Lock()
+
+
 class IndexCache:
     """Layer indexes on disk, by layer digest. Writes are atomic: workers may share it."""
 
@@ -417,6 +424,22 @@ class IndexCache:
         if self.root is None or not digest.startswith("sha256:"):
             return None
         return self.root / "layer-index" / f"v{INDEX_FORMAT}-{digest[7:]}.json"
+
+    @contextmanager
+    def reading(self, digest: str) -> Iterator[None]:
+        """Held while a layer is read into its index: another thread or process of this
+        machine that wants the same layer waits, then finds the index cached."""
+        with _READING_LOCK:
+            lock = _READING.setdefault(digest, threading.Lock())
+        with lock:
+            path = self._path(digest)
+            if path is None:
+                yield
+                return
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(path.with_name(f".lock-{path.name}"), "w") as fh:
+                fcntl.flock(fh, fcntl.LOCK_EX)
+                yield
 
     def get(self, digest: str) -> LayerIndex | None:
         path = self._path(digest)
@@ -547,10 +570,14 @@ def layer_index(
     cached = cache.get(digest)
     if cached is not None:
         return cached
-    opener = (lambda: open(blob, "rb")) if isinstance(blob, Path) else blob  # noqa: SIM115
-    with opener() as fh:
-        index = index_layer(open_decompressed(fh, label), label, spool_dir, limit)
-        while fh.read(CHUNK):  # the rest (tar padding), so the digest covers every byte
-            pass
-    cache.put(digest, index)
+    with cache.reading(digest):  # a layer shared by platforms, images or processes is read once
+        cached = cache.get(digest)
+        if cached is not None:
+            return cached
+        opener = (lambda: open(blob, "rb")) if isinstance(blob, Path) else blob  # noqa: SIM115
+        with opener() as fh:
+            index = index_layer(open_decompressed(fh, label), label, spool_dir, limit)
+            while fh.read(CHUNK):  # the rest (tar padding), so the digest covers every byte
+                pass
+        cache.put(digest, index)
     return index

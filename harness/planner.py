@@ -6,9 +6,11 @@ as ``daemon``, both asked for only when needed.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import checks
@@ -17,9 +19,11 @@ from .engine import UNAVAILABLE, Mode
 from .errors import MultiarchError
 from .layers import DEFAULT_MAX_LAYER_BYTES, Filesystem
 from .manifest import ImageConfig
+from .once import Once, waiter
 from .platform import Platform, sort_key
 from .registry import Registry
-from .sources import Resolved, Source, open_source
+from .sources import RegistrySource, Resolved, Source, open_source
+from .timings import Timings
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -116,8 +120,10 @@ class Planner:
         plans: Sequence[ImagePlan] = (),
         plan_errors: dict[str, str] | None = None,
         layer_limit: int = DEFAULT_MAX_LAYER_BYTES,
+        timings: Timings | None = None,
     ) -> None:
         self.requested = requested
+        self.timings = timings or Timings()
         #: The most bytes one layer may decompress to.
         self.layer_limit = layer_limit
         self.registry = registry
@@ -133,10 +139,14 @@ class Planner:
         self._plans: dict[str, ImagePlan] = {plan.image: plan for plan in plans}
         self._plan_errors: dict[str, MultiarchError] = {ref: PlanError(why) for ref, why in (plan_errors or {}).items()}
         self._sources: dict[str, Source] = {}
-        self._configs: dict[str, ImageConfig] = {}
+        self._configs: Once[str, ImageConfig] = Once()
         self._indexes: dict[str, Resolved] = {}
-        self._filesystems: dict[tuple[str, str], Filesystem] = {}
+        #: Made once per (image, digest) by the first thread to ask, while other platforms'
+        #: are made side by side (a run's prefetch reads several at once).
+        self._filesystems: Once[tuple[str, str], Filesystem] = Once(keep_errors=False)
         self._lock = threading.RLock()
+        #: Called now and then while a thread waits for layers another thread is reading.
+        self.on_wait: Callable[[], None] | None = None
 
     def source(self, image: str) -> Source:
         with self._lock:
@@ -168,7 +178,8 @@ class Planner:
         plans, audits and the checks of the index as a whole alike."""
         with self._lock:
             if image not in self._indexes:
-                self._indexes[image] = self.source(image).resolve(self.pins.get(image))
+                with self.timings.span(image, "", "resolve"):
+                    self._indexes[image] = self.source(image).resolve(self.pins.get(image))
             return self._indexes[image]
 
     def _resolve(self, image: str) -> ImagePlan:
@@ -185,19 +196,54 @@ class Planner:
         return ImagePlan(image, resolved.digest, resolved.is_index, present, targets, missing, resolved.notes)
 
     def config(self, target: Target) -> ImageConfig:
-        with self._lock:
-            if target.key not in self._configs:
-                self._configs[target.key] = self.source(target.image).config(target.digest)
-            return self._configs[target.key]
+        return self._configs.get(target.key, lambda: self.source(target.image).config(target.digest))
 
     def filesystem(self, target: Target) -> Filesystem:
-        return self._filesystem(target.image, target.digest)
+        """The flattened filesystem of ``target``: its layers read (the audit), once."""
 
-    def _filesystem(self, image: str, digest: str) -> Filesystem:
-        with self._lock:
-            if (image, digest) not in self._filesystems:
-                self._filesystems[image, digest] = self.source(image).filesystem(digest)
-            return self._filesystems[image, digest]
+        def read() -> Filesystem:
+            with self.timings.span(target.image, str(target.platform), "audit"):
+                return self.source(target.image).filesystem(target.digest)
+
+        waited = functools.partial(self.timings.add, target.image, str(target.platform), "wait")
+        return self._filesystems.get((target.image, target.digest), read, waiter(lambda: self.on_wait, waited))
+
+    def audited(self, target: Target) -> bool:
+        """Whether ``target``'s layers are read already (nothing to wait for)."""
+        return self._filesystems.done((target.image, target.digest)) is not None
+
+    def feedable(self, target: Target) -> bool:
+        """Whether ``target``'s image can go into an engine from the blobs the audit reads:
+        a registry's, whose blobs are kept by digest."""
+        return isinstance(self.source(target.image), RegistrySource)
+
+    def on_loopback(self, target: Target) -> bool:
+        source = self.source(target.image)
+        return isinstance(source, RegistrySource) and source.ref.is_loopback
+
+    def pinned_name(self, target: Target) -> str:
+        """``registry/repository@digest`` of ``target``'s manifest (a registry's image)."""
+        source = self.source(target.image)
+        if not isinstance(source, RegistrySource):
+            raise TypeError(f"{target.image}: not a registry's image")
+        return source.ref.with_digest(target.digest).pinned
+
+    def blob_digests(self, target: Target) -> tuple[str, list[str]]:
+        """The digests of ``target``'s config and layers (a registry's image)."""
+        source = self.source(target.image)
+        if not isinstance(source, RegistrySource):
+            raise TypeError(f"{target.image}: only a registry's image is loaded from its blobs")
+        manifest = source.manifest(target.digest)
+        return manifest.config.digest, [layer.digest for layer in manifest.layers]
+
+    def blobs(self, target: Target) -> list[Path]:
+        """The files of ``target``'s config and layers, as the audit read them (it is waited
+        for, or done here); fetched now only if the cache lost one since."""
+        self.filesystem(target)
+        config, layers = self.blob_digests(target)
+        source = self.source(target.image)
+        assert isinstance(source, RegistrySource)
+        return [source.blob_path(d) for d in (config, *layers)]
 
     def which(self, target: Target, name: str) -> str | None:
         """The path of command ``name`` on the image's PATH, as its config sets it."""
@@ -224,6 +270,7 @@ class Planner:
         return {t.platform: self.filesystem(t) for t in self.static_targets(image)}
 
     def close(self) -> None:
+        self._filesystems.clear()
         with self._lock:
             for source in self._sources.values():
                 source.close()

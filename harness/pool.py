@@ -6,22 +6,31 @@ platform's slowdown, measured here from the ``uname`` check's command.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from .engine import Engine, EngineError
 from .labels import HOSTNAME, LABEL, LABEL_DIGEST, LABEL_HOST, LABEL_IMAGE, LABEL_PID, LABEL_PLATFORM, LABEL_SESSION
+from .once import Once, waiter
 from .planner import Planner, Target, unavailable
 from .platform import Platform
 from .registry import RegistryError, credentials
+from .timings import Timings
 
 if TYPE_CHECKING:
     from .container import CommandResult, Container
+    from .prefetch import Prefetcher
 
 DEFAULT_EMULATION_FACTOR = 10.0
+#: How images reach the engine: ``auto`` (see :meth:`ContainerPool.feeds`), ``pull`` or ``load``.
+FEEDS = ("auto", "pull", "load")
+#: Containers removed side by side at the end.
+CLEANUP_THREADS = 8
 
 
 class ContainerPool:
@@ -32,7 +41,12 @@ class ContainerPool:
         native: Callable[[], Platform],
         session_id: str,
         timeout: float,
+        *,
+        timings: Timings | None = None,
+        feed: str = "auto",
     ) -> None:
+        if feed not in FEEDS:
+            raise ValueError(f"feed {feed!r}: one of {', '.join(FEEDS)}")
         self.planner = planner
         self._engine_for = engine_for
         self._native = native
@@ -41,9 +55,25 @@ class ContainerPool:
         self.timeout = timeout
         #: Platform -> seconds of its `uname -m`: what the timeouts of emulated platforms scale by.
         self._calibration: dict[Platform, float] = {}
-        self._containers: dict[str, Container] = {}
-        self._start_errors: dict[str, EngineError] = {}
-        self._lock = threading.RLock()
+        #: Target key -> its shared container (or why it could not start: kept, so the
+        #: platform's other tests fail at once with the same reason).
+        self._containers: Once[str, Container] = Once()
+        #: id(container) -> (image, platform), for the cleanup's timings.
+        self._owners: dict[int, tuple[str, str]] = {}
+        self.timings = timings or Timings()
+        self.feed = feed
+        #: Loads the engine refused (then it pulled): said in the report.
+        self.load_failures: list[str] = []
+        #: Called now and then while a thread waits for a start under way in another.
+        self.on_wait: Callable[[], None] | None = None
+        #: Target key -> what the engine runs it by, once brought into the engine's store.
+        self._brought: Once[str, str] = Once(keep_errors=False)
+        #: Set when the run ends: no container starts after it, pulls and loads break off.
+        self._closing = threading.Event()
+
+    @property
+    def closed(self) -> bool:
+        return self._closing.is_set()
 
     def calibrate(self, platform: Platform, seconds: float) -> None:
         """Time of one short command on ``platform`` (the first one given counts)."""
@@ -113,75 +143,141 @@ class ContainerPool:
     def _drop(self, target: Target, running: Container) -> None:
         """Remove ``running``; if it was ``target``'s shared container, the next use starts another."""
         running.stop()
-        with self._lock:
-            if self._containers.get(target.key) is running:
-                del self._containers[target.key]
+        self._containers.forget(target.key, running)
 
     def fresh(self, target: Target) -> Container:
         """A container of ``target`` of its own, not shared: the caller stops it."""
         return self._start(target)
 
     def container(self, target: Target) -> Container:
-        """The running container of ``target``, started on first use and then reused."""
-        with self._lock:
-            running = self._containers.get(target.key)
-            if running is not None:
-                return running
-            if target.key in self._start_errors:
-                raise self._start_errors[target.key]
-            container = self._start(target)
-            self._containers[target.key] = container
-            return container
+        """The running container of ``target``, started on first use and then reused; if
+        another thread is starting it (the prefetch), this one waits for that start."""
+        return self._container(target, keep_error=True)
 
-    def _failed_start(self, target: Target, error: EngineError) -> EngineError:
-        """Kept, so the other tests of this platform fail at once with the same reason."""
-        self._start_errors[target.key] = error
-        return error
+    def prefetch_container(self, target: Target) -> None:
+        """:meth:`container`, ahead of need, in a background thread. A start that fails here
+        is not kept: the test that needs the container starts it again in its own thread
+        and meets the failure itself (a background thread sees the process environment
+        change under it, for one, as pytest sets and removes PYTEST_CURRENT_TEST)."""
+        self._container(target, keep_error=False)
+
+    def _container(self, target: Target, keep_error: bool) -> Container:
+        waited = functools.partial(self.timings.add, target.image, str(target.platform), "wait")
+        wait = waiter(lambda: self.on_wait, waited)
+        try:
+            return self._containers.get(target.key, lambda: self._start(target), wait, keep_error=keep_error)
+        except Exception:
+            if not keep_error or self._containers.started(target.key):
+                raise
+            # What this waited for failed in the background, and was not kept: start it here.
+            return self._containers.get(target.key, lambda: self._start(target), wait, keep_error=True)
+
+    def started(self, target: Target) -> bool:
+        """Whether ``target``'s shared container is started or being started."""
+        return self._containers.started(target.key)
 
     def _start(self, target: Target) -> Container:
-        from .container import Container, ContainerExited  # testcontainers loads only to run
+        from .container import KEEPALIVE_SECONDS, Container, ContainerExited  # testcontainers loads only to run
 
         stand_in = unavailable(target, strict=False)
         if stand_in is not None:
             raise EngineError(stand_in.detail)
-        with self._lock:
-            engine = self._engine_for(target.platform)
-            try:
-                pinned = self.planner.pinned(target)
-            except RegistryError as exc:
-                raise self._failed_start(target, EngineError(str(exc))) from None
-            registry_host = pinned.split("/", 1)[0] if "/" in pinned else ""
-            try:
-                engine.pull(pinned, credentials(registry_host) if registry_host else None)
-            except EngineError as exc:
-                raise self._failed_start(target, exc) from None
-            container = Container(
-                pinned,
-                str(target.platform),
-                keepalive=self.keepalive(target),
-                labels=self.labels(target),
-                environment=dict(target.mode.env),
-                docker_client_kw={"environment": {"DOCKER_HOST": engine.base_url}},
-                local_kernel=engine.survey().this_kernel,
-            )
+        engine = self._engine_for(target.platform)
+        image = self.bring(target)
+        self._refuse_if_closed(target)
+        # The keepalive is looked up in the image once its layers are read; until then the
+        # runtime finds `sleep` on the PATH itself, and a start that fails asks the layers why.
+        audited = self.planner.audited(target)
+        container = Container(
+            image,
+            str(target.platform),
+            keepalive=self.keepalive(target) if audited else ["sleep", KEEPALIVE_SECONDS],
+            labels=self.labels(target),
+            environment=dict(target.mode.env),
+            docker_client_kw={"environment": {"DOCKER_HOST": engine.base_url}},
+            local_kernel=engine.survey().this_kernel,
+        )
+        with self.timings.span(target.image, str(target.platform), "start"):
             try:
                 container.start()
-            except ContainerExited as exc:  # its message says what the container said
-                container.stop()
-                raise self._failed_start(target, EngineError(str(exc))) from exc
             except Exception as exc:
                 container.stop()
-                detail = f"{pinned} ({target.platform}) did not start: {exc}"
-                raise self._failed_start(target, EngineError(detail)) from exc
-            return container
+                if not audited:
+                    self.keepalive(target)  # no `sleep` in the image: that is the reason
+                if isinstance(exc, ContainerExited):  # its message says what the container said
+                    raise EngineError(str(exc)) from exc
+                raise EngineError(f"{image} ({target.platform}) did not start: {exc}") from exc
+        if self.closed:  # the run ended while it started: it must not outlive the last sweep
+            container.stop()
+            self._refuse_if_closed(target)
+        self.timings.ready(target.image, str(target.platform))
+        self._owners[id(container)] = (target.image, str(target.platform))
+        return container
 
-    def close(self, engines: Sequence[Engine]) -> None:
-        """Remove every container this process started, and any left with its labels."""
-        with self._lock:
-            for container in self._containers.values():
-                container.stop()
-            self._containers.clear()
+    def _refuse_if_closed(self, target: Target) -> None:
+        if self.closed:
+            raise EngineError(f"{target.image} ({target.platform}): not started, the run is ending")
+
+    def bring(self, target: Target) -> str:
+        """Put ``target``'s image in its engine's store, once; what to run it by."""
+        return self._brought.get(target.key, lambda: self._bring(self._engine_for(target.platform), target))
+
+    def _bring(self, engine: Engine, target: Target) -> str:
+        """Put ``target``'s image in ``engine``'s store; what to run it by. Pulled by digest,
+        or loaded from the blobs the audit read (see :meth:`feeds`)."""
+        self._refuse_if_closed(target)
+        image, platform = target.image, str(target.platform)
+        try:
+            pinned = self.planner.pinned(target)
+        except RegistryError as exc:
+            raise EngineError(str(exc)) from None
+        if self.feeds(target) and not engine.has(pinned):
+            config, layers = self.planner.blob_digests(target)
+            if engine.has(config):  # loaded before, by this run or another
+                return config
+            files = self.planner.blobs(target)  # as the audit read them: waited for
+            with self.timings.span(image, platform, "pull", shown="load"):
+                try:
+                    return engine.load(files, config, layers, stop=self._closing)
+                except EngineError as exc:  # an engine that cannot load it may still pull it
+                    self._refuse_if_closed(target)
+                    self.load_failures.append(f"{platform}: {exc}")
+        registry_host = pinned.split("/", 1)[0] if "/" in pinned else ""
+        with self.timings.span(image, platform, "pull"):
+            progress = functools.partial(self.timings.progress, image, platform)
+            engine.pull(pinned, credentials(registry_host) if registry_host else None, progress, stop=self._closing)
+        return pinned
+
+    def feeds(self, target: Target) -> bool:
+        """Whether ``target``'s image goes into the engine from the blobs the audit read
+        (``docker load``) rather than by a pull: under ``feed="load"`` for any registry
+        image; under ``"auto"`` for one whose registry is not on this machine, where the
+        engine's pull would fetch every byte across the link a second time. A registry
+        on loopback is pulled from: the pull starts at once, without waiting for the
+        audit's reads, and costs what a load does (measured in bench/cold_run.py)."""
+        if self.feed == "pull" or not self.planner.feedable(target):
+            return False
+        return self.feed == "load" or not self.planner.on_loopback(target)
+
+    def close(self, engines: Sequence[Engine], background: Prefetcher | None = None) -> None:
+        """Remove every container this process started, side by side, and any left with
+        its labels. ``background`` (the prefetch) is stopped first: its queued work is
+        dropped and what runs is waited for (a pull or load breaks off; a start under way
+        removes its own container), so no container starts after the sweep below."""
+        self._closing.set()
+        if background is not None:
+            background.close()
+        containers = self._containers.values()
+        self._containers.clear()
+        if containers:
+            with ThreadPoolExecutor(max_workers=min(len(containers), CLEANUP_THREADS)) as pool:
+                list(pool.map(self._remove, containers))
         for engine in engines:
             # The engine may be gone, and its containers with it.
             with contextlib.suppress(EngineError):
                 engine.remove_labelled({LABEL_SESSION: self.session_id, LABEL_PID: str(os.getpid())})
+
+    def _remove(self, container: Container) -> None:
+        image, platform = self._owners.get(id(container), ("", container.platform))
+        with self.timings.span(image, platform, "cleanup"):
+            container.stop()

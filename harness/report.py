@@ -224,6 +224,9 @@ class Report:
         #: Each engine of the run as surveyed (harness.survey.Survey.to_data()).
         self.engines: list[dict[str, Any]] = []
         self.run = RunInfo()
+        #: Where the run's time went (:mod:`harness.timings`): wall_s, parallel, feed and,
+        #: per image and platform, seconds per phase. None when the run kept none.
+        self.timings: dict[str, Any] | None = None
         #: What a report read back says of itself: its ``complete`` (None when it has no
         #: ``complete`` or no ``run``), and the images it lists more than once.
         self.claimed_complete: bool | None = None
@@ -354,7 +357,7 @@ class Report:
             "engines": self.engines,
             "max_slowdown": self.max_slowdown,
             "images": [self._image_json(i) for i in self.images.values()],
-        }
+        } | ({"timings": self.timings} if self.timings is not None else {})
 
     def _image_json(self, image: ImageResult) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -435,6 +438,8 @@ class Report:
             settings=dict(run.get("settings") or {}),
             other_tests=dict(run.get("other_tests") or {}),
         )
+        timings = doc.get("timings")
+        out.timings = dict(timings) if isinstance(timings, dict) else None
         for img in doc.get("images") or []:
             image = _image_from_json(img)
             if image.ref in out.images:

@@ -12,10 +12,15 @@ Usable from plain Python::
 
 from __future__ import annotations
 
+import functools
+import os
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import checks, release
@@ -30,14 +35,24 @@ from .manifest import ImageConfig
 from .planner import ImagePlan, PlanError, Planner, Target, unavailable
 from .platform import Platform, parse_list
 from .pool import DEFAULT_EMULATION_FACTOR, ContainerPool
+from .prefetch import Prefetcher
 from .registry import Registry
 from .sources import DEFAULT_SCRATCH_REGISTRY, RegistrySource, Source
 from .survey import Survey, families_of
+from .timings import Timings
 
 if TYPE_CHECKING:
     from .container import CommandResult, Container
 
 __all__ = ["DEFAULT_EMULATION_FACTOR", "Harness", "ImagePlan", "PlanError", "Target"]
+
+
+def default_parallel() -> int:
+    """Images pulled (or loaded) and containers started at once: one per core, at least
+    two, at most eight. An engine's pull is its own CPU work (decompressing, unpacking):
+    more of them at once than cores only makes each platform ready later, the first
+    included, which the first tests wait for (measured in bench/cold_run.py)."""
+    return min(8, max(2, os.cpu_count() or 1))
 
 
 class Harness:
@@ -68,6 +83,8 @@ class Harness:
         qemu_cpus: Mapping[Platform, str] | None = None,
         surveys: Mapping[str, Survey] | None = None,
         require_attestations: Sequence[str] = (),
+        parallel: int | None = None,
+        feed: str = "auto",
     ) -> None:
         self.requested = parse_list(platforms) if isinstance(platforms, str) else platforms
         self._engine = engine
@@ -91,6 +108,15 @@ class Harness:
         #: Attestation kinds (``sbom``, ``provenance``) the provenance check requires on every platform.
         self.require_attestations = tuple(require_attestations)
         self._lock = threading.RLock()
+        #: Where this process's time goes, per image and platform (:mod:`harness.timings`).
+        self.timings = Timings()
+        #: How many platforms' layers, pulls and starts :meth:`prepare` runs at once.
+        self.parallel = parallel or default_parallel()
+        self._prefetch: Prefetcher | None = None
+        self._ranks: dict[str, int] = {}
+        #: Target key -> the manifest a process of its own is reading the layers of (harness.warm).
+        self._warming: dict[str, str] = {}
+        self._warmers: list[subprocess.Popen[bytes]] = []
         self.planner = Planner(
             self.requested,
             registry or Registry(),
@@ -102,8 +128,17 @@ class Harness:
             plans=plans,
             plan_errors=plan_errors,
             layer_limit=max_layer_bytes,
+            timings=self.timings,
         )
-        self.pool = ContainerPool(self.planner, self.engine_for, lambda: self.engine.platform, self.session_id, timeout)
+        self.pool = ContainerPool(
+            self.planner,
+            self.engine_for,
+            lambda: self.engine.platform,
+            self.session_id,
+            timeout,
+            timings=self.timings,
+            feed=feed,
+        )
         self._probe_lock = threading.Lock()
         self._probe_results: dict[tuple[Platform, str | None], probing.ProbeResult] = {}
 
@@ -278,6 +313,105 @@ class Harness:
         return replace(result, image=target.image)
 
     # --- running -------------------------------------------------------------------------------
+    def prepare(self, targets: Sequence[Target], *, containers: bool = True) -> None:
+        """Start in the background what the checks and tests of ``targets`` will wait for:
+        each platform's layers read (the audit), its image brought into the engine and,
+        with ``containers``, its container started (the image is brought either way: the
+        engine's store is this machine's, and another process's container starts from
+        it). ``parallel`` things at a time, the first platform's first: its tests start
+        as soon as its container is up, while the others are still being fetched.
+        Asking for a platform's filesystem or container later waits for that one only; a
+        failure here is met again, and reported, by whoever asks."""
+        prefetch = self._prefetcher()
+        if prefetch is None:
+            return
+        if containers:  # an xdist worker (without) waits in the cache for the controller's reader
+            self._warm(targets, dict(os.environ))
+        for target in targets:
+            rank = self._rank(target)
+            if target.mode.runnable:
+                start = self.pool.prefetch_container if containers else self.pool.bring
+                prefetch.submit((rank, 0), functools.partial(start, target))
+            if target.key not in self._warming:
+                prefetch.submit((rank, 1), functools.partial(self.planner.filesystem, target))
+
+    def prepare_images(self, refs: Sequence[str]) -> None:
+        """Start resolving ``refs`` and reading the layers of their requested platforms in
+        the background: nothing of this needs an engine, so it overlaps with asking the
+        engine what it runs."""
+        prefetch = self._prefetcher()
+        if prefetch is None:
+            return
+
+        # The environment is read here, by the caller: another thread's view of it may be
+        # changed under it (pytest sets and removes PYTEST_CURRENT_TEST around every test).
+        env = dict(os.environ)
+
+        def read(ref: str) -> None:
+            targets = self.planner.static_targets(ref)
+            self._warm(targets, env)
+            for target in targets:
+                if target.key not in self._warming:
+                    prefetch.submit((self._rank(target), 1), functools.partial(self.planner.filesystem, target))
+
+        for ref in refs:
+            prefetch.submit((-1,), functools.partial(read, ref))
+
+    def _warm(self, targets: Sequence[Target], env: Mapping[str, str]) -> None:
+        """Read the layers of the registry images among ``targets`` in a process of their
+        own (:mod:`harness.warm`), in this order: the audit's Python work then holds no
+        lock the tests need. The checks that need them wait for each layer (the cache
+        locks it while it is read), then read its index from the cache."""
+        with self._lock:
+            if self.pool.closed:
+                return
+            todo = [
+                t
+                for t in targets
+                if t.key not in self._warming and self.planner.feedable(t) and not self.planner.audited(t)
+            ]
+            if not todo:
+                return
+            for target in sorted(todo, key=self._rank):
+                self._warming[target.key] = self.planner.pinned_name(target)
+            names = [self._warming[t.key] for t in sorted(todo, key=self._rank)]
+            cmd = [sys.executable, "-m", "harness.warm", "--cache", str(self.planner.registry.cache_dir)]
+            cmd += ["--insecure"] if self.planner.registry.insecure else []
+            cmd += ["--max-layer-bytes", str(self.planner.layer_limit), *names]
+            top = str(Path(__file__).resolve().parents[1])
+            path = os.pathsep.join(p for p in (top, env.get("PYTHONPATH", "")) if p)
+            try:
+                self._warmers.append(
+                    subprocess.Popen(
+                        cmd,
+                        stdin=subprocess.DEVNULL,
+                        stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL,
+                        env={**env, "PYTHONPATH": path},
+                    )
+                )
+            except OSError:
+                for target in todo:  # read here, then
+                    del self._warming[target.key]
+
+    def prepare_container(self, target: Target) -> None:
+        """Start ``target``'s container in the background, unless it is started already."""
+        if target.mode.runnable and not self.pool.started(target):
+            self.prepare([target])
+
+    def _prefetcher(self) -> Prefetcher | None:
+        with self._lock:
+            if self.pool.closed:
+                return None
+            if self._prefetch is None:
+                self._prefetch = Prefetcher(self.parallel)
+            return self._prefetch
+
+    def _rank(self, target: Target) -> int:
+        """The platform's place in the run: the order it was first prepared in."""
+        with self._lock:
+            return self._ranks.setdefault(target.key, len(self._ranks))
+
     def calibrate(self, platform: Platform, seconds: float) -> None:
         self.pool.calibrate(platform, seconds)
 
@@ -302,9 +436,22 @@ class Harness:
         return self.pool.fresh(target)
 
     def close(self) -> None:
-        """Remove every container this process started, and any left with its labels."""
+        """Remove every container this process started, and any left with its labels:
+        the background work is stopped first (what is queued is dropped; a pull or load
+        under way breaks off), so that no container starts after the last sweep."""
+        with self._lock:
+            prefetch, self._prefetch = self._prefetch, None
+            warmers, self._warmers = self._warmers, []
+        for warmer in warmers:
+            warmer.terminate()
         engines = [e for e in [self._engine, *self._routed.values()] if e is not None]
-        self.pool.close(engines)
+        self.pool.close(engines, prefetch)
+        for warmer in warmers:
+            try:
+                warmer.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                warmer.kill()
+                warmer.wait()
         self.planner.close()
 
     def __enter__(self) -> Harness:

@@ -20,6 +20,7 @@ from harness.arch import PAGE_SIZES, page_sizes, spec_for
 from harness.binfmt import qemu_cpu_models
 from harness.layers import DEFAULT_MAX_LAYER_BYTES, MAX_LAYER_ENV
 from harness.platform import Platform, PlatformError, check_known, format_list, parse_list
+from harness.pool import FEEDS
 from harness.reference import ImageReferenceError
 from harness.release import attestation_kinds
 from harness.sources import DEFAULT_SCRATCH_REGISTRY, SourceError, check_source_name
@@ -159,6 +160,15 @@ def _attestations(option: Option, setting: Setting) -> tuple[str, ...]:
         return attestation_kinds(setting.value)
     except ValueError as exc:
         raise pytest.UsageError(f"{option.flag} ({setting.source}): {exc}") from None
+
+
+def _whole(option: Option, setting: Setting) -> int | None:
+    """A whole number of at least 1, or None when not given."""
+    if setting.value is None:
+        return None
+    if setting.value != int(setting.value):
+        raise pytest.UsageError(f"{option.flag} ({setting.source}): {setting.value:g} is not a whole number")
+    return int(setting.value)
 
 
 def _platforms(option: Option, setting: Setting) -> list[Platform] | None:
@@ -475,6 +485,51 @@ OPTIONS: tuple[Option, ...] = (
         metavar="N",
     ),
     Option(
+        "--multiarch-parallel",
+        "parallel",
+        "positive",
+        "how many images are pulled (or loaded) and containers started at once in the background, the first "
+        "platform's first, while the first platforms' tests run. Default: one per core, at least 2, at most 8",
+        ini="multiarch_parallel",
+        env="MULTIARCH_PARALLEL",
+        metavar="N",
+        convert=_whole,
+    ),
+    Option(
+        "--multiarch-feed",
+        "feed",
+        "choice",
+        "how each platform's image gets into the engine: 'pull' by digest from its registry; 'load' from the "
+        "blobs the audit already downloaded (docker load), so each byte crosses the link once; 'auto' loads "
+        "images whose registry is not on this machine and pulls from a registry on loopback",
+        ini="multiarch_feed",
+        env="MULTIARCH_FEED",
+        default="auto",
+        choices=FEEDS,
+    ),
+    Option(
+        "--multiarch-progress",
+        "progress",
+        "choice",
+        "what a run shows while it waits for pulls, audits and starts: 'status', one line rewritten in place "
+        "(pulling linux/arm64 120/410 MB; auditing linux/s390x); 'lines', one line per platform ready, for CI "
+        "logs; 'auto' is 'status' on a terminal and 'lines' elsewhere or when CI is set; 'off'",
+        ini="multiarch_progress",
+        env="MULTIARCH_PROGRESS",
+        default="auto",
+        choices=("auto", "status", "lines", "off"),
+    ),
+    Option(
+        "--multiarch-timings",
+        "timings",
+        "flag",
+        "print where the run's time went, per platform: resolve, audit, pull, start, checks, tests, probe, "
+        "cleanup (the JSON report has it either way, under timings)",
+        ini="multiarch_timings",
+        env="MULTIARCH_TIMINGS",
+        default=False,
+    ),
+    Option(
         "--multiarch-session-id",
         "session_id",
         "text",
@@ -520,6 +575,11 @@ class Options:
     #: (image, or None for every image) -> the release before it.
     baselines: tuple[tuple[str | None, str], ...] = ()
     require_attestations: tuple[str, ...] = ()
+    #: None: the harness's default (harness.session.default_parallel).
+    parallel: int | None = None
+    feed: str = _default("feed")
+    progress: str = _default("progress")
+    timings: bool = False
 
     def baseline_for(self, image: str) -> str | None:
         named = dict(self.baselines)

@@ -27,6 +27,7 @@ from harness.reference import short_name
 from . import items as checks_
 from . import options
 from .fixtures import container, multiarch, multiarch_target, platform
+from .progress import Progress, mode_for
 from .reporting import RECORD, REPORTER, Reporter, one_line
 from .runinfo import RunRecorder, worker_output
 from .state import COMMAND_SECONDS, RECORDER, STATE, TARGET_FIXTURE, State, Unresolved, state_of
@@ -66,6 +67,10 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(reporter, "multiarch-reporter")
     config.stash[STATE] = state
     state.signals.install()
+    if workerinput is None and opts.images and not config.option.collectonly:
+        # Resolving the images and reading their layers needs no engine: it starts now,
+        # while the engine is asked what it runs (the report header).
+        state.harness.prepare_images(opts.images)
     recorder = config.stash[RECORDER] = RunRecorder(config, state.signals, lambda: options.settings(opts))
     config.pluginmanager.register(recorder, "multiarch-run")
     config.pluginmanager.register(_AfterSelection(), "multiarch-after-selection")
@@ -92,6 +97,11 @@ class _XdistHooks:
             except MultiarchError as exc:
                 errors[ref] = str(exc)
         spec = node.gateway.spec
+        if not state.prepared:
+            # The engine's store and the layer cache are this machine's: what the controller
+            # pulls and reads now, while the workers start, they find done.
+            state.prepared = True
+            state.harness.prepare([t for plan in plans for t in plan.targets], containers=False)
         if spec.popen and not spec.via:
             node.workerinput["multiarch_plans"] = [plan.to_data() for plan in plans]
             node.workerinput["multiarch_plan_errors"] = errors
@@ -213,6 +223,12 @@ class _AfterSelection:
             # handing them out first keeps one worker from finishing long after the other.
             # Every worker sorts alike, so their collections stay identical.
             items.sort(key=lambda item: 0 if _emulated(_target_of(item)) else 1)
+        else:
+            # One platform after the other, its checks and its tests together: the first
+            # platform's tests run as soon as its own container is up, while the next
+            # platforms are still being fetched (harness.Harness.prepare).
+            rank = {t: i for i, t in enumerate(dict.fromkeys(t for t in map(_target_of, items) if t is not None))}
+            items.sort(key=lambda item: _place(item, rank))
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         """A built-in check that is gone by now was removed without a word (a plugin that
@@ -220,6 +236,14 @@ class _AfterSelection:
         kept = {item.nodeid for item in session.items}
         dropped = [nodeid for nodeid in state_of(session.config).built if nodeid not in kept]
         session.config.stash[RECORDER].dropped(dropped)
+
+
+def _place(item: pytest.Item, rank: dict[Target, int]) -> tuple[int, int]:
+    """Checks of an image as a whole first, then each platform's items, then the rest."""
+    target = _target_of(item)
+    if target is not None:
+        return (1, rank[target])
+    return (0, 0) if isinstance(item, checks_.CheckItem) else (2, 0)
 
 
 def _emulated(target: Target | None) -> bool:
@@ -258,12 +282,46 @@ def _whole_at(ids: str, element: str) -> Iterator[int]:
         at = ids.find(element, at + 1)
 
 
+# --- running -------------------------------------------------------------------------------
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session: pytest.Session) -> None:
+    """Before the first test: every platform the collected items run on is prepared in the
+    background, in the order they run (layers read, image pulled, container started), so
+    each platform's tests start as soon as its own container is up. An xdist worker starts
+    containers one platform ahead instead (see pytest_runtest_protocol): which platforms
+    it gets is the scheduler's to say."""
+    state = state_of(session.config)
+    if session.config.option.collectonly or not state.refs or not session.items:
+        return
+    targets = list(dict.fromkeys(t for t in (_target_of(item) for item in session.items) if t is not None))
+    if not targets:
+        return
+    harness = state.harness
+    if not state.is_worker:
+        progress = Progress(
+            session.config, harness.timings, mode_for(state.opts.progress, session.config), len(state.refs) > 1
+        )
+        session.config.pluginmanager.register(progress, "multiarch-progress")
+        harness.pool.on_wait = harness.planner.on_wait = progress.tick
+    harness.prepare(targets, containers=not state.is_worker)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """The next item's platform, if it is another, gets its container started meanwhile."""
+    following = _target_of(nextitem) if nextitem is not None else None
+    if following is not None and following != _target_of(item):
+        state_of(item.config).harness.prepare_container(following)
+
+
 # --- results ---------------------------------------------------------------------------------
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report: pytest.TestReport = yield
+    if report.when == "call":
+        _time(item, report.duration)
     if isinstance(item, checks_.CheckItem):
         rec = item.record(report)
         if rec is not None:
@@ -295,6 +353,19 @@ def pytest_runtest_makereport(
     return report
 
 
+def _time(item: pytest.Item, seconds: float) -> None:
+    """What the item itself took (not its wait for a container), in the run's timings."""
+    if isinstance(item, checks_.CheckItem):
+        phase = checks_.PROBE if item.check == checks_.PROBE else "checks"
+        image, platform = item.ref, str(item.target.platform) if item.target is not None else ""
+    else:
+        target = _target_of(item)
+        if target is None:
+            return
+        phase, image, platform = "tests", target.image, str(target.platform)
+    state_of(item.config).harness.timings.add(image, platform, phase, seconds)
+
+
 def _junit_properties(item: pytest.Item, target: Target) -> None:
     """Platform, mode and digest as JUnit properties of the test case, for CI dashboards."""
     item.user_properties.extend(
@@ -305,8 +376,11 @@ def _junit_properties(item: pytest.Item, target: Target) -> None:
 def pytest_sessionfinish(session: pytest.Session) -> None:
     state = state_of(session.config)
     if state.is_worker:  # the controller's harness is closed by its reporter
-        worker_output(session.config, session.config.stash[RECORDER].deselected)
-        state.close()
+        try:
+            state.close()
+        finally:
+            timings = state.harness.timings.to_data() if state.has_harness else {}
+            worker_output(session.config, session.config.stash[RECORDER].deselected, timings)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -321,4 +395,11 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         del config.stash[REPORTER]
     state = config.stash.get(STATE, None)
     if state is not None:
-        state.signals.restore()
+        try:
+            if reporter is not None and not reporter.finished:
+                # Stopped before the session began (Ctrl-C while the engine was asked what
+                # it runs, say): pytest calls no pytest_sessionfinish, but what was started
+                # in the background, and any container of the session, goes all the same.
+                reporter.abandon()
+        finally:
+            state.signals.restore()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
@@ -19,6 +20,8 @@ from harness.labels import LABEL_SESSION
 from harness.records import CheckRecord, CoverageRecord, TestRecord
 from harness.reference import short_name
 from harness.report import Report, worst, write_atomic
+from harness.timings import merge
+from harness.timings import table as timings_table
 
 from .junit import split_by_platform
 from .state import RECORDER, State
@@ -57,6 +60,8 @@ class Reporter:
         self.others: dict[str, str] = {}
         #: The last record seen of each test, for the reports that come without one.
         self._last: dict[str, records.Record] = {}
+        #: Whether the session's end was seen (pytest_sessionfinish) or dealt with otherwise.
+        self.finished = False
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         if not self.state.opts.images:
@@ -95,10 +100,30 @@ class Reporter:
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         """After every other plugin's: this process's containers go first, then any that a
         worker left, then the reports are written."""
+        self.finished = True
         try:
             self.state.close()
         finally:
             self._finish(session)
+
+    def abandon(self) -> None:
+        """The session never began or never finished: stop the background work, remove
+        this process's containers and any other of the session's. No report is written:
+        nothing was checked (and the gate refuses a run without one)."""
+        self.finished = True
+        if not self.state.has_harness:
+            return
+        try:
+            self.state.close()
+        finally:
+            self._sweep()
+
+    def _sweep(self) -> None:
+        """Containers of workers that died, or of starts cut short, still carry this
+        session's label."""
+        for engine in self._engines():
+            with contextlib.suppress(EngineError):
+                engine.remove_labelled({LABEL_SESSION: self.state.session_id})
 
     def _finish(self, session: pytest.Session) -> None:
         if not self._wanted:
@@ -112,13 +137,12 @@ class Reporter:
             ]
         except EngineError:
             self.report.engine = "unreachable"
-        # Containers of workers that died still carry this session's label.
-        for engine in self._engines():
-            with contextlib.suppress(EngineError):
-                engine.remove_labelled({LABEL_SESSION: self.state.session_id})
+        self._sweep()
         if session.exitstatus == pytest.ExitCode.OK and self.report.over_limit():
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
-        self.report.run = session.config.stash[RECORDER].info(session)
+        recorder = session.config.stash[RECORDER]
+        self.report.run = recorder.info(session)
+        self.report.timings = self._timings(recorder.worker_timings)
         outcomes = list(self.others.values())
         self.report.run.other_tests = {o: outcomes.count(o) for o in ("passed", "failed", "skipped")}
         if self.state.opts.json_path:
@@ -134,6 +158,20 @@ class Reporter:
                 with open(summary, "a") as fh:
                     fh.write(markdown)
 
+    def _timings(self, workers: dict[str, Any]) -> dict[str, Any]:
+        """This process's timings and its workers', and the run's wall time."""
+        harness = self.state.harness
+        images = merge(merge({}, harness.timings.to_data()), workers)
+        out: dict[str, Any] = {
+            "wall_s": round(time.monotonic() - harness.timings.t0, 3),
+            "parallel": harness.parallel,
+            "feed": harness.pool.feed,
+            "images": images,
+        }
+        if harness.pool.load_failures:
+            out["load_refused"] = list(harness.pool.load_failures)
+        return out
+
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if not self._wanted or terminalreporter.config.option.collectonly:
             return
@@ -142,6 +180,8 @@ class Reporter:
         tr.write_line(self.report.matrix(width=tr._tw.fullwidth, colour=tr.hasmarkup))
         for image, plat in self.report.over_limit():
             tr.write_line(f"FAILED {short_name(image)} {plat.platform}: {plat.reason()}", red=True)
+        if self.state.opts.timings and self.report.timings:
+            tr.write_line(timings_table(self.report.timings, self.report.timings.get("wall_s")))
         for label, path in (("JSON", self.state.opts.json_path), ("HTML", self.state.opts.html_path)):
             if path:
                 tr.write_line(f"{label} report: {path}")

@@ -21,8 +21,10 @@ from typing import Any
 import pytest
 
 from harness.report import RunInfo
+from harness.timings import merge
 
 DESELECTED = "multiarch_deselected"
+TIMINGS = "multiarch_timings"
 #: Signals that end a run like Ctrl-C does: cleanup runs and the report is written, incomplete.
 TERMINATING = tuple(s for s in (getattr(signal, "SIGTERM", None), getattr(signal, "SIGHUP", None)) if s is not None)
 
@@ -84,6 +86,8 @@ class RunRecorder:
         self.crashed: list[str] = []
         self.crash_items: list[str] = []
         self.interrupted = False
+        #: Where the workers' time went, folded (harness.timings.merge).
+        self.worker_timings: dict[str, Any] = {}
 
     # --- without xdist, and in each worker ---------------------------------------------------
     def pytest_deselected(self, items: list[pytest.Item]) -> None:
@@ -127,6 +131,7 @@ class RunRecorder:
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
         output = getattr(node, "workeroutput", None) or {}
+        merge(self.worker_timings, output.get(TIMINGS) or {})
         if not self.deselected:
             # Every worker collects the same items and deselects the same: one says for all.
             self.deselected.extend(output.get(DESELECTED) or ())
@@ -184,8 +189,10 @@ def _distributed(config: pytest.Config) -> bool:
     return config.pluginmanager.get_plugin("dsession") is not None
 
 
-def worker_output(config: pytest.Config, deselected: list[str]) -> None:
-    """In an xdist worker: hand the controller what -k/-m deselected here."""
+def worker_output(config: pytest.Config, deselected: list[str], timings: dict[str, Any]) -> None:
+    """In an xdist worker: hand the controller what -k/-m deselected here, and where this
+    worker's time went (:mod:`harness.timings`)."""
     workeroutput = getattr(config, "workeroutput", None)
     if workeroutput is not None:
         workeroutput[DESELECTED] = deselected
+        workeroutput[TIMINGS] = timings

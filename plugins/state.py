@@ -49,6 +49,8 @@ class State:
     refs: list[str] = field(default_factory=list)
     built: list[str] = field(default_factory=list)
     signals: Signals = field(default_factory=Signals)
+    #: Whether this process has started preparing the run's platforms (harness.Harness.prepare).
+    prepared: bool = False
 
     @property
     def harness(self) -> Harness:
@@ -72,8 +74,15 @@ class State:
                 qemu_cpus=dict(self.opts.qemu_cpus),
                 require_attestations=self.opts.require_attestations,
                 surveys={url: Survey.from_data(data) for url, data in self.handed_surveys.items()},
+                parallel=self.opts.parallel,
+                feed=self.opts.feed,
             )
         return self._harness
+
+    @property
+    def has_harness(self) -> bool:
+        """Whether this process made its harness (asking for it makes one)."""
+        return self._harness is not None
 
     def plan(self, ref: str) -> ImagePlan:
         return self.harness.plan(ref)

@@ -59,6 +59,10 @@ SAMPLES: dict[str, dict[str, tuple[str | None, Any]]] = {
     "strict": {"cli": (None, True), "ini": ("true", True)},
     "strict_elf": {"cli": (None, True), "ini": ("true", True), "env": ("yes", True)},
     "timeout": {"cli": ("30", 30.0), "ini": ("45", 45.0), "env": ("60", 60.0)},
+    "parallel": {"cli": ("2", 2), "ini": ("3", 3), "env": ("6", 6)},
+    "feed": {"cli": ("load", "load"), "ini": ("pull", "pull"), "env": ("load", "load")},
+    "progress": {"cli": ("lines", "lines"), "ini": ("off", "off"), "env": ("status", "status")},
+    "timings": {"cli": (None, True), "ini": ("true", True), "env": ("1", True)},
     "max_layer_bytes": {"cli": ("1024", 1024), "ini": ("2048", 2048), "env": ("4096", 4096)},
     "session_id": {"cli": ("cli-id", "cli-id"), "env": ("env-id", "env-id")},
     "page_sizes": {
