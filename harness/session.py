@@ -48,11 +48,12 @@ __all__ = ["DEFAULT_EMULATION_FACTOR", "Harness", "ImagePlan", "PlanError", "Tar
 
 
 def default_parallel() -> int:
-    """Images pulled (or loaded) and containers started at once: one per core, at least
-    two, at most eight. An engine's pull is its own CPU work (decompressing, unpacking):
-    more of them at once than cores only makes each platform ready later, the first
-    included, which the first tests wait for (measured in bench/cold_run.py)."""
-    return min(8, max(2, os.cpu_count() or 1))
+    """Images pulled (or loaded) and containers started at once: one more than the cores,
+    at most eight. An engine's pull is its own CPU work (decompressing, unpacking), so
+    more of them than that only makes each platform ready later, the first included,
+    which the first tests wait for; fewer leaves the engine waiting on its registry
+    (3 was fastest on 2 cores, against 2, 4 and 6: bench/cold_run.py, README *Cold runs*)."""
+    return min(8, (os.cpu_count() or 1) + 1)
 
 
 class Harness:
@@ -335,10 +336,12 @@ class Harness:
             if target.key not in self._warming:
                 prefetch.submit((rank, 1), functools.partial(self.planner.filesystem, target))
 
-    def prepare_images(self, refs: Sequence[str]) -> None:
+    def prepare_images(self, refs: Sequence[str], *, bring: bool = False) -> None:
         """Start resolving ``refs`` and reading the layers of their requested platforms in
-        the background: nothing of this needs an engine, so it overlaps with asking the
-        engine what it runs."""
+        the background: nothing of this needs the engine's answers, so it overlaps with
+        asking the engine what it runs. With ``bring``, each requested platform's image is
+        brought into the engine too (the caller knows they are to run: the user named
+        them), before the engine has said how it runs them."""
         prefetch = self._prefetcher()
         if prefetch is None:
             return
@@ -351,6 +354,8 @@ class Harness:
             targets = self.planner.static_targets(ref)
             self._warm(targets, env)
             for target in targets:
+                if bring:
+                    prefetch.submit((self._rank(target), 0), functools.partial(self.pool.bring, target))
                 if target.key not in self._warming:
                     prefetch.submit((self._rank(target), 1), functools.partial(self.planner.filesystem, target))
 

@@ -15,6 +15,8 @@ test process; this process only says it on stderr.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 from pathlib import Path
 
@@ -22,6 +24,9 @@ from .errors import MultiarchError
 from .reference import Reference
 from .registry import Registry
 from .sources import RegistrySource
+
+#: How much lower than the run this process asks to be scheduled (nice(1)).
+NICENESS = 10
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,6 +36,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-layer-bytes", type=int)
     parser.add_argument("manifests", nargs="*", metavar="REF@DIGEST")
     args = parser.parse_args(argv)
+    # Below the tests and the engine: the CPU they leave is what this takes, and each layer
+    # it has read is there before its platform's checks ask (the first, at once).
+    with contextlib.suppress(OSError):
+        os.nice(NICENESS)
     registry = Registry(args.cache, insecure=args.insecure)
     failed = 0
     for pinned in args.manifests:

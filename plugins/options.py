@@ -489,7 +489,7 @@ OPTIONS: tuple[Option, ...] = (
         "parallel",
         "positive",
         "how many images are pulled (or loaded) and containers started at once in the background, the first "
-        "platform's first, while the first platforms' tests run. Default: one per core, at least 2, at most 8",
+        "platform's first, while the first platforms' tests run. Default: the machine's cores + 1, at most 8",
         ini="multiarch_parallel",
         env="MULTIARCH_PARALLEL",
         metavar="N",

@@ -69,8 +69,9 @@ def pytest_configure(config: pytest.Config) -> None:
     state.signals.install()
     if workerinput is None and opts.images and not config.option.collectonly:
         # Resolving the images and reading their layers needs no engine: it starts now,
-        # while the engine is asked what it runs (the report header).
-        state.harness.prepare_images(opts.images)
+        # while the engine is asked what it runs (the report header); so do the pulls of
+        # the platforms the user named.
+        state.harness.prepare_images(opts.images, bring=opts.platforms is not None)
     recorder = config.stash[RECORDER] = RunRecorder(config, state.signals, lambda: options.settings(opts))
     config.pluginmanager.register(recorder, "multiarch-run")
     config.pluginmanager.register(_AfterSelection(), "multiarch-after-selection")
