@@ -441,6 +441,11 @@ class IndexCache:
                 fcntl.flock(fh, fcntl.LOCK_EX)
                 yield
 
+    def has(self, digest: str) -> bool:
+        """Whether an index of this layer is cached (it is not read to say so)."""
+        path = self._path(digest)
+        return path is not None and path.exists()
+
     def get(self, digest: str) -> LayerIndex | None:
         path = self._path(digest)
         if path is None or not path.exists():

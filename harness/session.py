@@ -326,14 +326,13 @@ class Harness:
         prefetch = self._prefetcher()
         if prefetch is None:
             return
-        if containers:  # an xdist worker (without) waits in the cache for the controller's reader
-            self._warm(targets, dict(os.environ))
+        self._warm(targets, dict(os.environ))
         for target in targets:
             rank = self._rank(target)
             if target.mode.runnable:
                 start = self.pool.prefetch_container if containers else self.pool.bring
                 prefetch.submit((rank, 0), functools.partial(start, target))
-            if target.key not in self._warming:
+            if containers and target.key not in self._warming:  # without, the checks run elsewhere
                 prefetch.submit((rank, 1), functools.partial(self.planner.filesystem, target))
 
     def prepare_images(self, refs: Sequence[str], *, bring: bool = False) -> None:
@@ -373,7 +372,7 @@ class Harness:
             todo = [
                 t
                 for t in targets
-                if t.key not in self._warming and self.planner.feedable(t) and not self.planner.audited(t)
+                if t.key not in self._warming and self.planner.feedable(t) and not self.planner.cached(t)
             ]
             if not todo:
                 return

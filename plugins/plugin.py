@@ -288,23 +288,23 @@ def _whole_at(ids: str, element: str) -> Iterator[int]:
 def pytest_runtestloop(session: pytest.Session) -> None:
     """Before the first test: every platform the collected items run on is prepared in the
     background, in the order they run (layers read, image pulled, container started), so
-    each platform's tests start as soon as its own container is up. An xdist worker starts
-    containers one platform ahead instead (see pytest_runtest_protocol): which platforms
-    it gets is the scheduler's to say."""
+    each platform's tests start as soon as its own container is up. Under xdist the
+    controller reads the layers and pulls the images (they are this machine's: the
+    workers find them done), and a worker starts containers one platform ahead (see
+    pytest_runtest_protocol): which platforms it gets is the scheduler's to say."""
     state = state_of(session.config)
-    if session.config.option.collectonly or not state.refs or not session.items:
+    if session.config.option.collectonly or not state.refs or not session.items or state.is_worker:
         return
     targets = list(dict.fromkeys(t for t in (_target_of(item) for item in session.items) if t is not None))
     if not targets:
         return
     harness = state.harness
-    if not state.is_worker:
-        progress = Progress(
-            session.config, harness.timings, mode_for(state.opts.progress, session.config), len(state.refs) > 1
-        )
-        session.config.pluginmanager.register(progress, "multiarch-progress")
-        harness.pool.on_wait = harness.planner.on_wait = progress.tick
-    harness.prepare(targets, containers=not state.is_worker)
+    progress = Progress(
+        session.config, harness.timings, mode_for(state.opts.progress, session.config), len(state.refs) > 1
+    )
+    session.config.pluginmanager.register(progress, "multiarch-progress")
+    harness.pool.on_wait = harness.planner.on_wait = progress.tick
+    harness.prepare(targets)
 
 
 @pytest.hookimpl(tryfirst=True)
