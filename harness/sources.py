@@ -160,10 +160,10 @@ class DocumentSource(Source):
     def filesystem(self, digest: str) -> Filesystem:
         fs = Filesystem()
         for desc in self.manifest(digest).layers:
-            fs.apply(self.layer(desc.digest))
+            fs.apply(self._layer(desc.digest))
         return fs
 
-    def layer(self, digest: str) -> LayerIndex:
+    def _layer(self, digest: str) -> LayerIndex:
         """A layer's index; a download that broke off is read again from the start."""
         for attempt in range(1, BLOB_TRIES + 1):
             try:

@@ -5,9 +5,8 @@
 The audit of a layer is Python work: run in a thread of the test process, it would hold
 the interpreter lock the tests need to drive their containers. A run starts this beside
 itself instead (:meth:`harness.Harness.prepare_images`), for each platform's manifest in
-the order the run tests them: one thread downloads the blobs, one after the other, while
-the layers already downloaded are read; the blobs and layer indexes land in the cache, and
-the test process reads them from there. A layer being read here is locked in the cache
+the order the run tests them: the blobs and layer indexes land in the cache, and the test
+process reads them from there. A layer being read here is locked in the cache
 (:meth:`harness.layers.IndexCache.reading`), so the test process waits for it rather than
 reading it twice. Nothing here is a verdict: a failure is met again, and reported, by the
 test process; this process only says it on stderr.
@@ -19,7 +18,6 @@ import argparse
 import contextlib
 import os
 import sys
-import threading
 from pathlib import Path
 
 from .errors import MultiarchError
@@ -43,42 +41,17 @@ def main(argv: list[str] | None = None) -> int:
     with contextlib.suppress(OSError):
         os.nice(NICENESS)
     registry = Registry(args.cache, insecure=args.insecure)
-    limit = {"layer_limit": args.max_layer_bytes} if args.max_layer_bytes else {}
     failed = 0
-    layers: list[tuple[RegistrySource, str]] = []
     for pinned in args.manifests:
         try:
+            ref = Reference.parse(pinned)
             name, _, digest = pinned.rpartition("@")
-            source = RegistrySource(name, Reference.parse(pinned), registry, **limit)
-            layers += [(source, layer.digest) for layer in source.manifest(digest).layers]
+            limit = {"layer_limit": args.max_layer_bytes} if args.max_layer_bytes else {}
+            RegistrySource(name, ref, registry, **limit).filesystem(digest)
         except (MultiarchError, OSError, ValueError) as exc:
             failed += 1
             print(f"harness.warm: {pinned}: {exc}", file=sys.stderr)
-    todo = list({digest: (source, digest) for source, digest in layers if not source.cache.has(digest)}.values())
-    fetched = {digest: threading.Event() for _, digest in todo}
-    # One thread downloads the blobs, one after the other and in the run's order, while the
-    # layers before are read: the link is kept busy and the first platform's come first.
-    threading.Thread(target=_fetch, args=(todo, fetched), daemon=True).start()
-    for source, digest in todo:
-        fetched[digest].wait()
-        try:
-            source.layer(digest)
-        except (MultiarchError, OSError, ValueError) as exc:
-            failed += 1
-            print(f"harness.warm: {source.name} layer {digest}: {exc}", file=sys.stderr)
     return 1 if failed else 0
-
-
-def _fetch(todo: list[tuple[RegistrySource, str]], fetched: dict[str, threading.Event]) -> None:
-    for source, digest in todo:
-        try:
-            with source.cache.reading(digest):  # nobody reads it meanwhile: it is being fetched
-                if not source.cache.has(digest):
-                    source.blob_path(digest)
-        except (MultiarchError, OSError, ValueError):
-            pass  # reading the layer downloads it again, and says what failed
-        finally:
-            fetched[digest].set()
 
 
 if __name__ == "__main__":
