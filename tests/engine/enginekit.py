@@ -95,6 +95,21 @@ def interruptible() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+def start_job(cmd: list[str], where: Path, env: dict[str, str]) -> subprocess.Popen:
+    """``cmd`` in the background, in a process group of its own that the test signals whole,
+    as a CI runner cancelling a job does; its output in one pipe."""
+    return subprocess.Popen(
+        cmd,
+        cwd=where,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, **env},
+        start_new_session=True,
+        preexec_fn=interruptible,
+    )
+
+
 def reap(proc: subprocess.Popen) -> None:
     """Stop a pytest started in the background if it still runs; always close its pipe."""
     if proc.poll() is None:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import docker
 import pytest
-from enginekit import DEBIAN_PLATFORMS, REGISTRY, interruptible, project, reap, run_plugin
+from enginekit import DEBIAN_PLATFORMS, REGISTRY, project, reap, run_plugin, start_job
 from proxy import RecordingProxy
 
 from harness import Harness
@@ -172,16 +172,7 @@ def test_a_cold_run_cut_short_leaves_nothing_behind(how, debian_samples, cold, t
         "--multiarch-json",
         str(where / "r.json"),
     ]
-    proc = subprocess.Popen(
-        cmd,
-        cwd=where,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, **cold, "MULTIARCH_SESSION_ID": session},
-        start_new_session=True,
-        preexec_fn=interruptible,
-    )
+    proc = start_job(cmd, where, {**cold, "MULTIARCH_SESSION_ID": session})
     try:
         # As soon as the first container is up: under SIGINT, often the one that asks the
         # engine what it runs, before the session has begun; else the first platform's,

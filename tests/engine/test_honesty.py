@@ -17,7 +17,7 @@ import time
 import xml.etree.ElementTree as ET
 
 import pytest
-from enginekit import buildah_write, by_platform, image_named, interruptible, project, reap, run_plugin
+from enginekit import buildah_write, by_platform, image_named, project, reap, run_plugin, start_job
 
 from harness.manifest import Index
 from harness.reference import Reference
@@ -81,17 +81,7 @@ def test_a_stopped_run_cleans_up_writes_an_incomplete_report_and_is_refused(
     label = {"label": f"io.multiarch-harness.session={session}"}
     cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--image", samples["good"]]
     cmd += ["--platforms", PLATFORMS, "-n", workers, "--multiarch-json", str(report)]
-    # A process group of its own, signalled whole, as a CI runner cancelling a job does.
-    proc = subprocess.Popen(
-        cmd,
-        cwd=where,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, "MULTIARCH_SESSION_ID": session},
-        start_new_session=True,
-        preexec_fn=interruptible,
-    )
+    proc = start_job(cmd, where, {"MULTIARCH_SESSION_ID": session})
     try:
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline and len(engine.api.containers(filters=label)) < 2:
