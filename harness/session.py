@@ -52,7 +52,7 @@ def default_parallel() -> int:
     at most eight. An engine's pull is its own CPU work (decompressing, unpacking), so
     more of them than that only makes each platform ready later, the first included,
     which the first tests wait for; fewer leaves the engine waiting on its registry
-    (3 was fastest on 2 cores, against 2, 4 and 6: bench/cold_run.py, README *Cold runs*)."""
+    (3 was fastest on 2 cores, against 2, 4 and 6, by a small margin: README *Cold runs*)."""
     return min(8, (os.cpu_count() or 1) + 1)
 
 
