@@ -67,7 +67,7 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(reporter, "multiarch-reporter")
     config.stash[STATE] = state
     state.signals.install()
-    if workerinput is None and opts.images and not config.option.collectonly:
+    if workerinput is None and opts.images and not (config.option.collectonly or config.option.help):
         # Resolving the images and reading their layers needs no engine: it starts now,
         # while the engine is asked what it runs (the report header); so do the pulls of
         # the platforms the user named.
@@ -355,7 +355,8 @@ def pytest_runtest_makereport(
 
 
 def _time(item: pytest.Item, seconds: float) -> None:
-    """What the item itself took (not its wait for a container), in the run's timings."""
+    """What the item's call took, in the run's timings: a check that waits for its
+    platform's container counts that wait here, as in ``wait``."""
     if isinstance(item, checks_.CheckItem):
         phase = checks_.PROBE if item.check == checks_.PROBE else "checks"
         image, platform = item.ref, str(item.target.platform) if item.target is not None else ""
