@@ -180,7 +180,10 @@ class Container:
         if "error" in box:
             raise self._gone(argv) or box["error"]
         out, err = box.get("output") or (None, None)
-        exit_code = api.exec_inspect(exec_id).get("ExitCode")
+        try:
+            exit_code = api.exec_inspect(exec_id).get("ExitCode")
+        except (docker.errors.APIError, requests.ConnectionError) as exc:  # the engine went with the output
+            raise self._gone(argv) or exc from exc
         cpu_after = self.cpu_seconds() if cpu_before is not None else None
         if exit_code is None or exit_code >= 128:  # no exit code, or a signal: was it the container?
             # A container that is killed or removed SIGKILLs its processes; only then can the

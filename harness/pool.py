@@ -188,15 +188,20 @@ class ContainerPool:
         # The keepalive is looked up in the image once its layers are read; until then the
         # runtime finds `sleep` on the PATH itself, and a start that fails asks the layers why.
         audited = self.planner.audited(target)
-        container = Container(
-            image,
-            str(target.platform),
-            keepalive=self.keepalive(target) if audited else ["sleep", KEEPALIVE_SECONDS],
-            labels=self.labels(target),
-            environment=dict(target.mode.env),
-            docker_client_kw={"environment": {"DOCKER_HOST": engine.base_url}},
-            local_kernel=engine.survey().this_kernel,
-        )
+        keepalive = self.keepalive(target) if audited else ["sleep", KEEPALIVE_SECONDS]
+        try:
+            container = Container(
+                image,
+                str(target.platform),
+                keepalive=keepalive,
+                labels=self.labels(target),
+                environment=dict(target.mode.env),
+                docker_client_kw={"environment": {"DOCKER_HOST": engine.base_url}},
+                local_kernel=engine.survey().this_kernel,
+            )
+        except Exception as exc:  # its client could not reach the engine
+            why = f"the engine at {engine.base_url} failed: {exc}"
+            raise EngineError(f"starting {image} ({target.platform}): {why}") from exc
         with self.timings.span(target.image, str(target.platform), "start"):
             try:
                 container.start()
