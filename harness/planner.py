@@ -212,13 +212,24 @@ class Planner:
         """Whether ``target``'s layers are read already (nothing to wait for)."""
         return self._filesystems.done((target.image, target.digest)) is not None
 
+    def _registry(self, target: Target) -> RegistrySource | None:
+        """``target``'s source when it is a registry's (blobs kept by digest), else None."""
+        source = self.source(target.image)
+        return source if isinstance(source, RegistrySource) else None
+
+    def _registry_only(self, target: Target) -> RegistrySource:
+        source = self._registry(target)
+        if source is None:
+            raise TypeError(f"{target.image}: not a registry's image")
+        return source
+
     def cached(self, target: Target) -> bool:
         """Whether ``target``'s layers are read already, here or into the cache by an
         earlier run (then reading them costs a few milliseconds a layer)."""
         if self.audited(target):
             return True
-        source = self.source(target.image)
-        if not isinstance(source, RegistrySource):
+        source = self._registry(target)
+        if source is None:
             return False
         try:
             layers = source.manifest(target.digest).layers
@@ -229,25 +240,20 @@ class Planner:
     def feedable(self, target: Target) -> bool:
         """Whether ``target``'s image can go into an engine from the blobs the audit reads:
         a registry's, whose blobs are kept by digest."""
-        return isinstance(self.source(target.image), RegistrySource)
+        return self._registry(target) is not None
 
     def on_loopback(self, target: Target) -> bool:
-        source = self.source(target.image)
-        return isinstance(source, RegistrySource) and source.ref.is_loopback
+        source = self._registry(target)
+        return source is not None and source.ref.is_loopback
 
     def pinned_name(self, target: Target) -> str:
-        """``registry/repository@digest`` of ``target``'s manifest (a registry's image)."""
-        source = self.source(target.image)
-        if not isinstance(source, RegistrySource):
-            raise TypeError(f"{target.image}: not a registry's image")
-        return source.ref.with_digest(target.digest).pinned
+        """``registry/repository@digest`` of ``target``'s manifest (a registry's image),
+        without asking an engine as :meth:`pinned` may."""
+        return self._registry_only(target).ref.with_digest(target.digest).pinned
 
     def blob_digests(self, target: Target) -> tuple[str, list[str]]:
         """The digests of ``target``'s config and layers (a registry's image)."""
-        source = self.source(target.image)
-        if not isinstance(source, RegistrySource):
-            raise TypeError(f"{target.image}: only a registry's image is loaded from its blobs")
-        manifest = source.manifest(target.digest)
+        manifest = self._registry_only(target).manifest(target.digest)
         return manifest.config.digest, [layer.digest for layer in manifest.layers]
 
     def blobs(self, target: Target) -> list[Path]:
@@ -255,8 +261,7 @@ class Planner:
         for, or done here); fetched now only if the cache lost one since."""
         self.filesystem(target)
         config, layers = self.blob_digests(target)
-        source = self.source(target.image)
-        assert isinstance(source, RegistrySource)
+        source = self._registry_only(target)
         return [source.blob_path(d) for d in (config, *layers)]
 
     def which(self, target: Target, name: str) -> str | None:

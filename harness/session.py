@@ -115,8 +115,8 @@ class Harness:
         self.parallel = parallel or default_parallel()
         self._prefetch: Prefetcher | None = None
         self._ranks: dict[str, int] = {}
-        #: Target key -> the manifest a process of its own is reading the layers of (harness.warm).
-        self._warming: dict[str, str] = {}
+        #: Target keys whose layers a process of its own is reading (harness.warm).
+        self._warming: set[str] = set()
         self._warmers: list[subprocess.Popen[bytes]] = []
         self.planner = Planner(
             self.requested,
@@ -376,9 +376,9 @@ class Harness:
             ]
             if not todo:
                 return
-            for target in sorted(todo, key=self._rank):
-                self._warming[target.key] = self.planner.pinned_name(target)
-            names = [self._warming[t.key] for t in sorted(todo, key=self._rank)]
+            todo.sort(key=self._rank)
+            self._warming.update(t.key for t in todo)
+            names = [self.planner.pinned_name(t) for t in todo]
             cmd = [sys.executable, "-m", "harness.warm", "--cache", str(self.planner.registry.cache_dir)]
             cmd += ["--insecure"] if self.planner.registry.insecure else []
             cmd += ["--max-layer-bytes", str(self.planner.layer_limit), *names]
@@ -394,9 +394,8 @@ class Harness:
                         env={**env, "PYTHONPATH": path},
                     )
                 )
-            except OSError:
-                for target in todo:  # read here, then
-                    del self._warming[target.key]
+            except OSError:  # read here, then
+                self._warming.difference_update(t.key for t in todo)
 
     def prepare_container(self, target: Target) -> None:
         """Start ``target``'s container in the background, unless it is started already."""

@@ -10,6 +10,7 @@ from the test process's main thread only, between pytest's own output.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -100,7 +101,5 @@ class Progress:
 
     def _uncaptured(self) -> Any:
         """Output capture is off while this draws (a fixture that waits is captured)."""
-        import contextlib
-
         capman = self.config.pluginmanager.get_plugin("capturemanager")
         return capman.global_and_fixture_disabled() if capman is not None else contextlib.nullcontext()
