@@ -84,6 +84,9 @@ class Engine:
         self.labels: dict[str, str] = {}
         self._survey = survey
         self._survey_lock = threading.Lock()
+        #: Where answers of surveys are kept between runs (:func:`harness.survey.cache_key`);
+        #: None: asked every run.
+        self.survey_cache: Path | None = None
 
     @property
     def description(self) -> str:
@@ -121,6 +124,13 @@ class Engine:
         with self._survey_lock:
             done = self._survey
             missing = set(families) - set(done.runs if done else ())
+            key = None
+            if done is None and self.survey_cache is not None:
+                key = self._survey_key()
+                kept = surveying.load_cached(self.survey_cache, key) if key else None
+                if kept is not None and not (self.wanted | missing) & set(PROGRAMS) - set(kept.runs):
+                    self._survey = done = kept
+                    return done
             if done is None or (missing & set(PROGRAMS) and not done.error):
                 from .labels import HOSTNAME, LABEL, LABEL_HOST, LABEL_PID
 
@@ -130,8 +140,21 @@ class Engine:
                 )
                 if done is not None and not asked.error:
                     asked = dataclasses.replace(asked, runs={**done.runs, **asked.runs})
+                if key is not None and self.survey_cache is not None:
+                    surveying.keep(self.survey_cache, key, asked)
                 self._survey = done = asked
             return done
+
+    def _survey_key(self) -> str | None:
+        """The key of this engine's survey in the cache (None: not to be cached)."""
+        import docker.errors
+        import requests
+
+        try:
+            info = self.client.info()
+        except (docker.errors.DockerException, requests.RequestException):
+            return None  # asked anew, which says what is wrong
+        return surveying.cache_key(self.base_url, info, self._version_info)
 
     def mode(self, platform: Platform) -> Mode:
         """How this engine runs ``platform``, as its survey found. What the survey could not

@@ -145,6 +145,14 @@ class ContainerPool:
         running.stop()
         self._containers.forget(target.key, running)
 
+    def release(self, target: Target) -> None:
+        """Remove ``target``'s shared container now (its platform's items are done), not
+        with the rest at the end; a later use starts another."""
+        running = self._containers.done(target.key)
+        if running is not None:
+            self._containers.forget(target.key, running)
+            self._remove(running)
+
     def fresh(self, target: Target) -> Container:
         """A container of ``target`` of its own, not shared: the caller stops it."""
         return self._start(target)
@@ -264,14 +272,14 @@ class ContainerPool:
             return False
         return self.feed == "load" or not self.planner.on_loopback(target)
 
-    def close(self, engines: Sequence[Engine], background: Prefetcher | None = None) -> None:
+    def close(self, engines: Sequence[Engine], background: Sequence[Prefetcher] = ()) -> None:
         """Remove every container this process started, side by side, and any left with
         its labels. ``background`` (the prefetch) is stopped first: its queued work is
         dropped and what runs is waited for (a pull or load breaks off; a start under way
         removes its own container), so no container starts after the sweep below."""
         self._closing.set()
-        if background is not None:
-            background.close()
+        for work in background:
+            work.close()
         containers = self._containers.values()
         self._containers.clear()
         if containers:

@@ -19,6 +19,7 @@ import sys
 import threading
 import uuid
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -114,6 +115,7 @@ class Harness:
         #: How many platforms' layers, pulls and starts :meth:`prepare` runs at once.
         self.parallel = parallel or default_parallel()
         self._prefetch: Prefetcher | None = None
+        self._aside: Prefetcher | None = None
         self._ranks: dict[str, int] = {}
         #: Target keys whose layers a process of its own is reading (harness.warm).
         self._warming: set[str] = set()
@@ -142,6 +144,11 @@ class Harness:
         )
         self._probe_lock = threading.Lock()
         self._probe_results: dict[tuple[Platform, str | None], probing.ProbeResult] = {}
+        #: Built-in checks (by name) that :meth:`prepare` runs in the background for each
+        #: target whose container it starts; :meth:`check` then takes their results.
+        self.early_checks: tuple[str, ...] = ()
+        self._early: dict[tuple[str, str], Future[CheckResult]] = {}
+        self._taken: set[tuple[str, str]] = set()
 
     # --- engines -----------------------------------------------------------------------------
     @property
@@ -164,6 +171,7 @@ class Harness:
         engine = Engine(url)
         engine.adopt(self._surveys.get(engine.base_url))
         engine.labels = {LABEL_SESSION: self.session_id}
+        engine.survey_cache = self.planner.registry.cache_dir / "surveys"
         if self.requested is not None:  # ask about the platforms of this run only
             engine.wanted = set(families_of(self.requested))
         return engine
@@ -256,7 +264,32 @@ class Harness:
 
     # --- checks --------------------------------------------------------------------------------
     def check(self, name: str, target: Target) -> CheckResult:
-        """Run the built-in check ``name`` (see :data:`harness.checks.BUILTIN_CHECKS`) on ``target``."""
+        """Run the built-in check ``name`` (see :data:`harness.checks.BUILTIN_CHECKS`) on
+        ``target``; or take its result from :meth:`prepare`, which ran it in the background
+        (waited for, if it is still running; run here, if it failed there)."""
+        key = (name, target.key)
+        with self._lock:
+            self._taken.add(key)  # a background run not started yet will not start now
+            early = self._early.pop(key, None)
+        if early is None:
+            return self._check(name, target)
+        try:
+            return early.result()
+        except Exception:  # met again here, where it is reported
+            return self._check(name, target)
+
+    def _check_early(self, name: str, target: Target) -> None:
+        key = (name, target.key)
+        with self._lock:
+            if key in self._taken or key in self._early:
+                return
+            early = self._early[key] = Future()
+        try:
+            early.set_result(self._check(name, target))
+        except Exception as exc:
+            early.set_exception(exc)
+
+    def _check(self, name: str, target: Target) -> CheckResult:
         spec = checks.builtin(name)
         if spec.needs_engine:
             stand_in = unavailable(target, self.strict_platforms)
@@ -314,15 +347,18 @@ class Harness:
         return replace(result, image=target.image)
 
     # --- running -------------------------------------------------------------------------------
-    def prepare(self, targets: Sequence[Target], *, containers: bool = True) -> None:
+    def prepare(self, targets: Sequence[Target], *, containers: bool = True, checks: bool | None = None) -> None:
         """Start in the background what the checks and tests of ``targets`` will wait for:
         each platform's layers read (the audit), its image brought into the engine and,
         with ``containers``, its container started (the image is brought either way: the
         engine's store is this machine's, and another process's container starts from
         it). ``parallel`` things at a time, the first platform's first: its tests start
-        as soon as its container is up, while the others are still being fetched.
+        as soon as its container is up, while the others are still being fetched. With
+        ``checks`` (by default, with ``containers``) the layers are indexed here and the
+        :attr:`early_checks` run here too; without, whoever runs the checks does.
         Asking for a platform's filesystem or container later waits for that one only; a
         failure here is met again, and reported, by whoever asks."""
+        checks = containers if checks is None else checks
         prefetch = self._prefetcher()
         if prefetch is None:
             return
@@ -332,15 +368,22 @@ class Harness:
             if target.mode.runnable:
                 start = self.pool.prefetch_container if containers else self.pool.bring
                 prefetch.submit((rank, 0), functools.partial(start, target))
-            if containers and target.key not in self._warming:  # without, the checks run elsewhere
+            if checks and target.key not in self._warming:
                 prefetch.submit((rank, 1), functools.partial(self.planner.filesystem, target))
+            aside = self._waiter() if checks else None
+            if aside is not None:  # the checks' results are ready when their items run, after the tests
+                for name in self.early_checks:
+                    if (name, target.key) not in self._early:
+                        aside.submit((rank, 2), functools.partial(self._check_early, name, target))
 
-    def prepare_images(self, refs: Sequence[str], *, bring: bool = False) -> None:
+    def prepare_images(self, refs: Sequence[str], *, bring: bool = False, start_first: bool = False) -> None:
         """Start resolving ``refs`` and reading the layers of their requested platforms in
         the background: nothing of this needs the engine's answers, so it overlaps with
         asking the engine what it runs. With ``bring``, each requested platform's image is
         brought into the engine too (the caller knows they are to run: the user named
-        them), before the engine has said how it runs them."""
+        them), before the engine has said how it runs them. With ``start_first``, the
+        first platform's container is started as soon as the engine has said how (its
+        survey, asked here if no one has yet): the first tests need nothing else."""
         prefetch = self._prefetcher()
         if prefetch is None:
             return
@@ -358,30 +401,39 @@ class Harness:
                 if target.key not in self._warming:
                     prefetch.submit((self._rank(target), 1), functools.partial(self.planner.filesystem, target))
 
+        def start(ref: str) -> None:
+            for target in self.planner.plan(ref).targets[:1]:
+                if target.mode.runnable:
+                    self.pool.prefetch_container(target)
+
         for ref in refs:
             prefetch.submit((-1,), functools.partial(read, ref))
+        aside = self._waiter() if start_first and refs else None
+        if aside is not None:
+            aside.submit((-1,), functools.partial(start, refs[0]))
 
     def _warm(self, targets: Sequence[Target], env: Mapping[str, str]) -> None:
         """Read the layers of the registry images among ``targets`` in a process of their
         own (:mod:`harness.warm`), in this order: the audit's Python work then holds no
         lock the tests need. The checks that need them wait for each layer (the cache
-        locks it while it is read), then read its index from the cache."""
+        locks it while it is read), then read its index from the cache.
+
+        The planner is asked outside this harness's lock: it holds its own while it asks
+        the harness how each platform runs (:meth:`mode`), which takes this one."""
+        with self._lock:
+            fresh = [t for t in targets if t.key not in self._warming]
+        readable = [t for t in fresh if self.planner.feedable(t) and not self.planner.cached(t)]
+        names = {t.key: self.planner.pinned_name(t) for t in readable}
         with self._lock:
             if self.pool.closed:
                 return
-            todo = [
-                t
-                for t in targets
-                if t.key not in self._warming and self.planner.feedable(t) and not self.planner.cached(t)
-            ]
+            todo = sorted((t for t in readable if t.key not in self._warming), key=self._rank)
             if not todo:
                 return
-            todo.sort(key=self._rank)
             self._warming.update(t.key for t in todo)
-            names = [self.planner.pinned_name(t) for t in todo]
             cmd = [sys.executable, "-m", "harness.warm", "--cache", str(self.planner.registry.cache_dir)]
             cmd += ["--insecure"] if self.planner.registry.insecure else []
-            cmd += ["--max-layer-bytes", str(self.planner.layer_limit), *names]
+            cmd += ["--max-layer-bytes", str(self.planner.layer_limit), *(names[t.key] for t in todo)]
             top = str(Path(__file__).resolve().parents[1])
             path = os.pathsep.join(p for p in (top, env.get("PYTHONPATH", "")) if p)
             try:
@@ -402,6 +454,14 @@ class Harness:
         if target.mode.runnable and not self.pool.started(target):
             self.prepare([target])
 
+    def release(self, target: Target) -> None:
+        """Remove ``target``'s shared container in the background: the caller is done with
+        its platform (the next platform's tests run meanwhile, and the run's end has one
+        container less to wait for)."""
+        prefetch = self._prefetcher()
+        if prefetch is not None:
+            prefetch.submit((self._rank(target), 3), functools.partial(self.pool.release, target))
+
     def _prefetcher(self) -> Prefetcher | None:
         with self._lock:
             if self.pool.closed:
@@ -409,6 +469,17 @@ class Harness:
             if self._prefetch is None:
                 self._prefetch = Prefetcher(self.parallel)
             return self._prefetch
+
+    def _waiter(self) -> Prefetcher | None:
+        """One thread, beside the prefetch, for background work that mostly waits (the first
+        container's start, for the engine's answers; a check, for its container or its
+        layers): in the prefetch's threads it would hold back the pulls it waits for."""
+        with self._lock:
+            if self.pool.closed:
+                return None
+            if self._aside is None:
+                self._aside = Prefetcher(1, name="multiarch-aside")
+            return self._aside
 
     def _rank(self, target: Target) -> int:
         """The platform's place in the run: the order it was first prepared in."""
@@ -443,12 +514,13 @@ class Harness:
         the background work is stopped first (what is queued is dropped; a pull or load
         under way breaks off), so that no container starts after the last sweep."""
         with self._lock:
-            prefetch, self._prefetch = self._prefetch, None
+            background = [b for b in (self._prefetch, self._aside) if b is not None]
+            self._prefetch = self._aside = None
             warmers, self._warmers = self._warmers, []
         for warmer in warmers:
             warmer.terminate()
         engines = [e for e in [self._engine, *self._routed.values()] if e is not None]
-        self.pool.close(engines, prefetch)
+        self.pool.close(engines, background)
         for warmer in warmers:
             try:
                 warmer.wait(timeout=5)

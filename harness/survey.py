@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import functools
 import hashlib
 import io
 import json
+import os
 import secrets
 import statistics
 import tarfile
@@ -117,6 +119,8 @@ class Survey:
     seconds: float = 0.0
     #: Why the survey could not run at all (then ``runs`` is empty).
     error: str = ""
+    #: For an answer taken from the cache (:func:`cache_key`): when it was asked, UTC.
+    asked_at: str = ""
 
     @property
     def containerd_store(self) -> bool:
@@ -138,7 +142,11 @@ class Survey:
             groups.setdefault(key, []).append(run.family)
         order = sorted(groups, key=lambda k: (not k.startswith(NATIVE), not k.startswith(EMULATED), k))
         found = "; ".join(f"{k} {' '.join(groups[k])}" for k in order)
-        return f"{found} (asked in {self.seconds:.2f}s)" if found else ""
+        if not found:
+            return ""
+        if self.asked_at:
+            return f"{found} (as asked at {self.asked_at}: the engine, its kernel and binfmt_misc unchanged since)"
+        return f"{found} (asked in {self.seconds:.2f}s)"
 
     def to_data(self) -> dict[str, Any]:
         data = asdict(self)
@@ -289,6 +297,7 @@ def _tar(members: Sequence[tuple[str, bytes, int]]) -> bytes:
     return buf.getvalue()
 
 
+@functools.lru_cache(maxsize=4)
 def probe_archive(native: str) -> tuple[str, bytes]:
     """(tag, ``docker load`` archive) of the probe image for an engine of ``native``."""
     layer = _tar(
@@ -317,6 +326,95 @@ def probe_archive(native: str) -> tuple[str, bytes]:
         ]
     )
     return tag, archive
+
+
+# --- answers kept between runs ----------------------------------------------------------------
+#: Changed whenever what a survey finds, or how it asks, changes: earlier answers go unused.
+CACHE_FORMAT = 1
+#: What of ``docker info`` a survey's answer depends on (the counts and clocks change by the minute).
+_INFO_KEYS = (
+    "ID",
+    "Name",
+    "KernelVersion",
+    "OperatingSystem",
+    "Architecture",
+    "Driver",
+    "DefaultRuntime",
+    "Runtimes",
+    "SecurityOptions",
+    "CgroupDriver",
+    "CgroupVersion",
+    "DockerRootDir",
+    "Isolation",
+)
+
+
+def cache_key(
+    base_url: str, info: Mapping[str, Any], version: Mapping[str, Any], proc: Path = Path("/proc")
+) -> str | None:
+    """What a survey of an engine on this machine's kernel depends on, as one digest: the
+    engine (its ID, version, runtimes, store), this boot of this kernel, every binfmt_misc
+    handler as the kernel shows it and the emulator file each names, and the probe
+    programs. An answer kept under it holds while the digest is the same: a handler
+    registered, removed, disabled or reinstalled, a reboot, another engine or runtime,
+    each changes it. None when the engine gives no ID, or this kernel cannot be read."""
+    engine_id = str(info.get("ID") or "")
+    if not engine_id:
+        return None
+    try:
+        boot = (proc / "sys/kernel/random/boot_id").read_text().strip()
+        entries = sorted((proc / "sys/fs/binfmt_misc").iterdir())
+    except OSError:
+        return None
+    handlers: list[tuple[str, str, list[int]]] = []
+    for entry in entries:
+        try:
+            text = entry.read_text()
+        except OSError:
+            continue
+        stamp: list[int] = []
+        for line in text.splitlines():
+            if line.startswith("interpreter "):
+                with contextlib.suppress(OSError):
+                    st = os.stat(line.split(" ", 1)[1].strip())
+                    stamp = [st.st_ino, st.st_size, st.st_mtime_ns]
+        handlers.append((entry.name, text, stamp))
+    native = Platform.normalized(str(version.get("Os", "linux")), str(version.get("Arch", ""))).architecture
+    material = {
+        "format": CACHE_FORMAT,
+        "engine": base_url,
+        "info": {k: info.get(k) for k in _INFO_KEYS},
+        "version": dict(version),
+        "kernel": os.uname().release,
+        "boot": boot,
+        "binfmt_misc": handlers,
+        "probe": probe_archive(native)[0] if native in PROGRAMS else "",
+    }
+    return hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def load_cached(folder: Path, key: str) -> Survey | None:
+    """The answer kept under ``key``, or None (none kept, or unreadable: then asked anew)."""
+    try:
+        data = json.loads((folder / f"{key}.json").read_text())
+        found = Survey.from_data(data["survey"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return found if found.this_kernel and not found.error and data.get("key") == key else None
+
+
+def keep(folder: Path, key: str, found: Survey) -> None:
+    """Keep an answer for the runs after this one: only a whole one, from an engine proven to
+    be on this machine's kernel (whose binfmt_misc is then the key's). Best effort."""
+    if not found.this_kernel or found.error:
+        return
+    asked = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    data = {"key": key, "survey": replace(found, asked_at=asked).to_data()}
+    with contextlib.suppress(OSError):
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".{key}.{os.getpid()}.tmp"
+        tmp.write_text(json.dumps(data))
+        tmp.replace(folder / f"{key}.json")
 
 
 # --- asking the engine -------------------------------------------------------------------------

@@ -71,7 +71,10 @@ def pytest_configure(config: pytest.Config) -> None:
         # Resolving the images and reading their layers needs no engine: it starts now,
         # while the engine is asked what it runs (the report header); so do the pulls of
         # the platforms the user named.
-        state.harness.prepare_images(opts.images, bring=opts.platforms is not None)
+        # No xdist workers: this process runs the tests, the first platform's first.
+        xdist = [getattr(config.option, name, None) for name in ("numprocesses", "tx")]
+        alone = not any(xdist) and getattr(config.option, "dist", "no") in ("no", None)
+        state.harness.prepare_images(opts.images, bring=opts.platforms is not None, start_first=alone)
     recorder = config.stash[RECORDER] = RunRecorder(config, state.signals, lambda: options.settings(opts))
     config.pluginmanager.register(recorder, "multiarch-run")
     config.pluginmanager.register(_AfterSelection(), "multiarch-after-selection")
@@ -114,12 +117,17 @@ class _XdistHooks:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any) -> Any:
-        dist = config.getvalue("dist")
-        if dist == "loadgroup" or (dist == "load" and state_of(config).opts.images):
+        if _whole_platforms(config):
             from .scheduling import PlatformScheduling
 
             return PlatformScheduling(config, log)
         return None
+
+
+def _whole_platforms(config: pytest.Config) -> bool:
+    """Whether xdist hands each worker every item of a platform at once (PlatformScheduling)."""
+    dist = config.getvalue("dist")
+    return dist == "loadgroup" or (dist == "load" and bool(state_of(config).opts.images))
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -219,15 +227,22 @@ class _AfterSelection:
             built.extend(checks_.for_image(session, state, ref, tested))
         state.built = [item.nodeid for item in built]
         items[:0] = built
+        # Run in the background as each platform's container comes up (the probe times
+        # commands, which nothing may share the machine with, so it runs in its turn).
+        checks = [item for item in built if isinstance(item, checks_.CheckItem) and item.target is not None]
+        early = [item.check for item in checks if item.check != checks_.PROBE]
+        if early:
+            state.harness.early_checks = tuple(dict.fromkeys(early))
         if state.is_worker:
             # Longest first: emulated platforms take several times as long as native ones, so
             # handing them out first keeps one worker from finishing long after the other.
             # Every worker sorts alike, so their collections stay identical.
-            items.sort(key=lambda item: 0 if _emulated(_target_of(item)) else 1)
+            # Each platform's checks after its tests, as at -n 0 (see below).
+            items.sort(key=lambda item: (0 if _emulated(_target_of(item)) else 1, isinstance(item, checks_.CheckItem)))
         else:
-            # One platform after the other, its checks and its tests together: the first
-            # platform's tests run as soon as its own container is up, while the next
-            # platforms are still being fetched (harness.Harness.prepare).
+            # One platform after the other, its tests and then its checks: the first
+            # platform's tests run as soon as its own container is up, while its layers are
+            # audited and the next platforms are still being fetched (harness.Harness.prepare).
             rank = {t: i for i, t in enumerate(dict.fromkeys(t for t in map(_target_of, items) if t is not None))}
             items.sort(key=lambda item: _place(item, rank))
 
@@ -239,12 +254,13 @@ class _AfterSelection:
         session.config.stash[RECORDER].dropped(dropped)
 
 
-def _place(item: pytest.Item, rank: dict[Target, int]) -> tuple[int, int]:
-    """Checks of an image as a whole first, then each platform's items, then the rest."""
+def _place(item: pytest.Item, rank: dict[Target, int]) -> tuple[int, int, int]:
+    """Checks of an image as a whole first, then each platform's items (its tests, then
+    its checks, whose results the background has made meanwhile), then the rest."""
     target = _target_of(item)
     if target is not None:
-        return (1, rank[target])
-    return (0, 0) if isinstance(item, checks_.CheckItem) else (2, 0)
+        return (1, rank[target], int(isinstance(item, checks_.CheckItem)))
+    return (0, 0, 0) if isinstance(item, checks_.CheckItem) else (2, 0, 0)
 
 
 def _emulated(target: Target | None) -> bool:
@@ -305,14 +321,28 @@ def pytest_runtestloop(session: pytest.Session) -> None:
     session.config.pluginmanager.register(progress, "multiarch-progress")
     harness.pool.on_wait = harness.planner.on_wait = progress.tick
     harness.prepare(targets)
+    last = {_target_of(item): item for item in session.items}
+    state.last_items = {id(item): target for target, item in last.items() if target is not None}
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> None:
-    """The next item's platform, if it is another, gets its container started meanwhile."""
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """The next item's platform, if it is another, gets its container started meanwhile;
+    after the last item of a platform, its container is removed in the background."""
+    state = state_of(item.config)
     following = _target_of(nextitem) if nextitem is not None else None
     if following is not None and following != _target_of(item):
-        state_of(item.config).harness.prepare_container(following)
+        state.harness.prepare_container(following)
+    try:
+        return (yield)
+    finally:
+        done = state.last_items.pop(id(item), None)
+        if state.is_worker and following != _target_of(item) and _whole_platforms(item.config):
+            # The scheduler hands a worker each platform whole (plugins/scheduling.py): the
+            # next item is of another platform, so this one's is done here.
+            done = _target_of(item)
+        if done is not None:
+            state.harness.release(done)
 
 
 # --- results ---------------------------------------------------------------------------------

@@ -51,6 +51,8 @@ class State:
     signals: Signals = field(default_factory=Signals)
     #: Whether this process has started preparing the run's platforms (harness.Harness.prepare).
     prepared: bool = False
+    #: id() of the last item of each platform this process runs -> its target (not under xdist).
+    last_items: dict[int, Target] = field(default_factory=dict)
 
     @property
     def harness(self) -> Harness:

@@ -112,8 +112,9 @@ def test_modes_carry_how_they_were_found(engine):
 
 
 def test_under_xdist_the_controller_asks_once_and_the_slowdown_is_the_loops_own(samples, tmp_path_factory):
-    """One probe container for the whole -n 2 run, however many workers; and the reported
-    slowdown of a CPU-bound test within 25% of the ratio of its loop's own times."""
+    """One probe container for the whole -n 2 run, however many workers (a cache of its
+    own: none kept from an earlier run); and the reported slowdown of a CPU-bound test
+    within 25% of the ratio of its loop's own times."""
     where = project(tmp_path_factory, "asked-once", {"test_cpu.py": CPU_BOUND_TEST.format(steps=400000)})
     own_file = where / "own.jsonl"
     session = f"asked-once-{os.getpid()}"
@@ -128,7 +129,7 @@ def test_under_xdist_the_controller_asks_once_and_the_slowdown_is_the_loops_own(
         "2",
         "--multiarch-session-id",
         session,
-        env={"OWN_TIMES": str(own_file)},
+        env={"OWN_TIMES": str(own_file), "MULTIARCH_CACHE_DIR": str(where / "cache")},
     )
     until = time.time() + 1
     assert result.ret == 0, "\n".join(result.outlines[-30:])
@@ -152,3 +153,40 @@ def test_under_xdist_the_controller_asks_once_and_the_slowdown_is_the_loops_own(
         assert abs(reported_ratio / own_ratio - 1) <= 0.25, (platform, own, reported)
     assert data["engines"][0]["this_kernel"] is True
     assert os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock") in data["engines"][0]["engine"]
+
+
+def test_the_engines_answers_are_kept_for_the_next_run_on_this_kernel(engine, tmp_path, no_leftovers):
+    """A survey of an engine on this machine's kernel is kept in the cache: the next run on
+    the same cache (and engine, kernel boot and binfmt_misc) starts no probe container, and
+    says when the answers were asked. Another cache asks again."""
+    from harness import Harness
+    from harness.registry import Registry
+
+    platforms = "linux/amd64,linux/arm64,linux/s390x"
+
+    def survey(cache: Path, session: str):
+        since = time.time() - 1
+        with Harness(platforms, registry=Registry(cache), session_id=session) as h:
+            found = h.engine.survey()
+        created = engine.events(
+            since=since,
+            until=time.time() + 1,
+            filters={"type": "container", "event": "create", "label": f"{LABEL_SESSION}={session}"},
+            decode=True,
+        )
+        return found, len(list(created))
+
+    first, probes = survey(tmp_path / "cache", "keep-first")
+    assert first.this_kernel
+    assert not first.error
+    assert not first.asked_at
+    assert probes == 1
+    second, probes = survey(tmp_path / "cache", "keep-second")
+    assert probes == 0, "the kept answers were asked again"
+    assert second.asked_at
+    assert second.runs == first.runs
+    assert second.emulators == first.emulators
+    assert "as asked at" in second.modes_line()
+    third, probes = survey(tmp_path / "other-cache", "keep-third")
+    assert probes == 1
+    assert not third.asked_at

@@ -12,6 +12,7 @@ entry, and the process lines `ps` shows in such a VM (`/mnt/lima-rosetta/rosetta
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -26,7 +27,10 @@ from harness.survey import (
     UNAVAILABLE,
     FamilyRun,
     Survey,
+    cache_key,
     judge,
+    keep,
+    load_cached,
     local_emulators,
     probe_archive,
     read_top,
@@ -324,3 +328,140 @@ def test_what_the_survey_could_not_ask_is_not_guessed() -> None:
     sparc = asked.mode(Platform.parse("linux/sparc64"))
     assert sparc.kind == UNAVAILABLE
     assert "no sparc64 program to ask it with" in sparc.reason
+
+
+# --- answers kept between runs --------------------------------------------------------------
+#: ``docker info`` and ``docker version`` of bookworm's docker.io here, cut to what counts.
+INFO = {
+    "ID": "4ZQK:7D2V:ZJ5S:QH3V:RDHW:X6ZJ:JPZ5:6CAX:YH7U:7GNM:OFWI:Q3TS",
+    "Name": "runner",
+    "KernelVersion": "6.18.44-fc-v1272",
+    "OperatingSystem": "Debian GNU/Linux 12 (bookworm)",
+    "Architecture": "x86_64",
+    "Driver": "overlay2",
+    "DefaultRuntime": "runc",
+    "Runtimes": {"runc": {"path": "runc"}, "io.containerd.runc.v2": {"path": "runc"}},
+    "Containers": 3,
+    "SystemTime": "2026-12-06T13:47:02.1Z",
+}
+VERSION = {"Version": "20.10.24+dfsg1", "ApiVersion": "1.41", "Os": "linux", "Arch": "amd64"}
+DEBIAN_BINFMT = Path(__file__).resolve().parents[1] / "data" / "binfmt-debian"
+
+
+def fake_proc(root: Path, interpreter: Path, boot: str = "6b1c6c8e-29c1-4a8e-9d55-0f3f3c9d7e21") -> Path:
+    """A /proc with what the key reads: the boot's ID, and binfmt_misc as Debian's
+    qemu-user-static registers it (its aarch64 entry pointing at ``interpreter``)."""
+    (root / "sys/kernel/random").mkdir(parents=True)
+    (root / "sys/kernel/random/boot_id").write_text(boot + "\n")
+    binfmt_dir = root / "sys/fs/binfmt_misc"
+    binfmt_dir.mkdir(parents=True)
+    for entry in DEBIAN_BINFMT.iterdir():
+        text = entry.read_text()
+        if entry.name == "qemu-aarch64":
+            text = "\n".join(
+                f"interpreter {interpreter}" if line.startswith("interpreter ") else line for line in text.splitlines()
+            )
+        (binfmt_dir / entry.name).write_text(text)
+    (binfmt_dir / "status").write_text("enabled\n")
+    return root
+
+
+@pytest.fixture
+def proc(tmp_path: Path) -> Path:
+    emulator = tmp_path / "qemu-aarch64"
+    emulator.write_bytes(b"\x7fELF emulator")
+    return fake_proc(tmp_path / "proc", emulator)
+
+
+def key(proc: Path, info: dict | None = None, version: dict | None = None) -> str | None:
+    return cache_key("unix:///var/run/docker.sock", info or INFO, version or VERSION, proc)
+
+
+def test_a_surveys_key_holds_while_nothing_it_depends_on_changes(proc):
+    first = key(proc)
+    assert first is not None
+    # Counts and clocks of `docker info` change by the minute: they are not the engine.
+    assert key(proc, {**INFO, "Containers": 7, "SystemTime": "2026-12-06T14:00:00Z"}) == first
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "handler disabled",
+        "handler removed",
+        "handler added",
+        "emulator reinstalled",
+        "rebooted",
+        "another engine",
+        "engine upgraded",
+        "runtime added",
+    ],
+)
+def test_a_surveys_key_changes_with_what_the_answer_depends_on(proc, change):
+    before = key(proc)
+    info, version = dict(INFO), dict(VERSION)
+    binfmt_dir = proc / "sys/fs/binfmt_misc"
+    if change == "handler disabled":
+        entry = binfmt_dir / "qemu-s390x"
+        entry.write_text(entry.read_text().replace("enabled", "disabled", 1))
+    elif change == "handler removed":
+        (binfmt_dir / "qemu-riscv64").unlink()
+    elif change == "handler added":
+        (binfmt_dir / "rosetta").write_text(ROSETTA_ENTRY)
+    elif change == "emulator reinstalled":
+        interpreter = next(
+            line.split(" ", 1)[1]
+            for line in (binfmt_dir / "qemu-aarch64").read_text().splitlines()
+            if line.startswith("interpreter ")
+        )
+        Path(interpreter).write_bytes(b"\x7fELF a newer emulator, same path")
+    elif change == "rebooted":
+        (proc / "sys/kernel/random/boot_id").write_text("0d3c79f0-5a4e-4c36-9a47-5e0d3d0b4c11\n")
+    elif change == "another engine":
+        info["ID"] = "SOME:OTHER:ENGINE"
+    elif change == "engine upgraded":
+        version["Version"] = "26.1.5+dfsg1"
+    elif change == "runtime added":
+        info["Runtimes"] = {**INFO["Runtimes"], "crun": {"path": "/usr/bin/crun"}}
+    assert key(proc, info, version) != before
+
+
+def test_no_key_without_an_engine_id_or_a_readable_kernel(proc, tmp_path):
+    assert key(proc, {**INFO, "ID": ""}) is None  # podman's compatible API gives none
+    assert key(tmp_path / "nowhere") is None
+
+
+def surveyed(**changes: object) -> Survey:
+    runs = {
+        "amd64": FamilyRun("amd64", NATIVE),
+        "arm64": FamilyRun("arm64", EMULATED, "QEMU", "/usr/libexec/qemu-binfmt/aarch64-binfmt-P"),
+    }
+    found = Survey("unix:///var/run/docker.sock", "20.10.24+dfsg1", "linux/amd64", this_kernel=True, runs=runs)
+    return replace(found, seconds=0.93, exec_wall_s=0.06, **changes)
+
+
+def test_a_kept_answer_comes_back_whole_and_says_when_it_was_asked(tmp_path):
+    found = surveyed()
+    keep(tmp_path, "k1", found)
+    again = load_cached(tmp_path, "k1")
+    assert again is not None
+    assert again.runs == found.runs
+    assert again.exec_wall_s == found.exec_wall_s
+    assert again.asked_at.endswith(" UTC")
+    assert "(asked in 0.93s)" in found.modes_line()
+    assert f"as asked at {again.asked_at}: the engine, its kernel and binfmt_misc unchanged since" in again.modes_line()
+    assert load_cached(tmp_path, "k2") is None
+
+
+@pytest.mark.parametrize("why", ["not this kernel", "failed"])
+def test_only_a_whole_answer_from_this_kernel_is_kept(tmp_path, why):
+    """Another kernel's binfmt_misc is not in the key, and a failed survey is asked again."""
+    found = surveyed(this_kernel=False) if why == "not this kernel" else surveyed(error="the probe container failed")
+    keep(tmp_path, "k", found)
+    assert load_cached(tmp_path, "k") is None
+
+
+def test_a_damaged_kept_answer_is_asked_again(tmp_path):
+    keep(tmp_path, "k", surveyed())
+    (tmp_path / "k.json").write_text('{"key": "k", "survey": {"engine": 3, "runs": [1]}')
+    assert load_cached(tmp_path, "k") is None
