@@ -307,12 +307,57 @@ def run_harness(
                 "the installed harness has no --multiarch-feed option (yet): the slow-link rows need it; "
                 f"run with --skip-slow-link to measure the rest.\n{said}"
             )
-        raise SystemExit(f"the harness run failed (-n {workers} {' '.join(extra)}, exit {out.returncode}):\n{said}")
+        raise RunFailed(f"the harness run failed (-n {workers} {' '.join(extra)}, exit {out.returncode}):\n{said}")
     try:
         data: dict[str, Any] = json.loads(report.read_text())
     finally:
         report.unlink(missing_ok=True)
     return took, busy / took, data
+
+
+class RunFailed(Exception):
+    """A harness run that did not pass: its failures and its end."""
+
+
+#: The first line of each failure that was met again by running once more (said at the end).
+REPEATED: list[str] = []
+
+
+def cold_run(
+    where: Path, workers: int, prepare: Callable[[], None], *extra: str, image: str = IMAGE
+) -> tuple[float, float, dict[str, Any]]:
+    """A harness run from a fresh cache, after ``prepare`` (the engine made cold). A run that
+    fails is run once more, from cold again, and said at the end: the engine here loses an
+    exec's output now and then (moby/moby#27289, docker/docker-py#2042), and one such loss
+    is no reason to throw away the rest of the benchmark; a second failure ends it."""
+    for attempt in (1, 2):
+        prepare()
+        with fresh_cache() as cache:
+            try:
+                return run_harness(where, workers, cache, *extra, image=image)
+            except RunFailed as exc:
+                if attempt == 2:
+                    raise SystemExit(str(exc)) from None
+                print(f"warning: run again once, from cold: {exc}", file=sys.stderr)
+                REPEATED.append(str(exc).splitlines()[0] + ": " + _first_failure(str(exc)))
+    raise AssertionError("unreachable")
+
+
+def _first_failure(said: str) -> str:
+    return next((line.strip() for line in said.splitlines() if line.startswith("E ")), "")
+
+
+def warm_run(where: Path, workers: int, cache: Path) -> tuple[float, float, dict[str, Any]]:
+    """A warm harness run, run once more if it fails (see :func:`cold_run`)."""
+    try:
+        return run_harness(where, workers, cache)
+    except RunFailed as exc:
+        print(f"warning: run again once: {exc}", file=sys.stderr)
+        REPEATED.append(str(exc).splitlines()[0] + ": " + _first_failure(str(exc)))
+    try:
+        return run_harness(where, workers, cache)
+    except RunFailed as exc:
+        raise SystemExit(str(exc)) from None
 
 
 def _failure(output: str) -> str:
@@ -440,7 +485,7 @@ def main() -> int:
                 _docker("pull", "-q", _pinned(target))
 
         ensure_pulled()
-        run_harness(where, 0, warm_cache)  # untimed: the warm cache filled for every warm run
+        warm_run(where, 0, warm_cache)  # untimed: the warm cache filled for every warm run
         floor_t: list[tuple[float, float]] = []
         cold0: list[tuple[float, float, dict[str, Any]]] = []
         cold2: list[tuple[float, float, dict[str, Any]]] = []
@@ -455,33 +500,32 @@ def main() -> int:
         warm0: list[tuple[float, float, dict[str, Any]]] = []
         warm2: list[tuple[float, float, dict[str, Any]]] = []
         ceiling: list[tuple[float, float]] = []
+        since = [0]
+
+        def cold_here() -> None:
+            cold()
+            since[0] = len(proxy.log) if proxy is not None else 0  # a run made again counts once
+
         for rep in range(args.reps):  # interleaved, so a noisy moment hits every measure alike
             print(f"rep {rep + 1} of {args.reps} ...", file=sys.stderr, flush=True)
             if proxy is not None and slower is not None:
                 download_t.append(download_all(proxy.address, blobs))
                 slow_image = f"{proxy.address}/{REPOSITORY}:{TAG}"
                 for feed, runs in (("pull", slow_pull), ("load", slow_load)):
-                    cold()
-                    since = len(proxy.log)
-                    with fresh_cache() as cache:
-                        runs.append(run_harness(where, 0, cache, "--multiarch-feed", feed, image=slow_image))
-                    traffic[feed].append(blob_traffic(proxy, since, blobs))
+                    runs.append(cold_run(where, 0, cold_here, "--multiarch-feed", feed, image=slow_image))
+                    traffic[feed].append(blob_traffic(proxy, since[0], blobs))
                 slower_download_t.append(download_all(slower.address, blobs))
-                cold()
-                with fresh_cache() as cache:
-                    slower_image = f"{slower.address}/{REPOSITORY}:{TAG}"
-                    slower_load.append(run_harness(where, 0, cache, "--multiarch-feed", "load", image=slower_image))
+                slower_image = f"{slower.address}/{REPOSITORY}:{TAG}"
+                slower_load.append(cold_run(where, 0, cold, "--multiarch-feed", "load", image=slower_image))
             cold()
             floor_t.append(run_floor(plan))
             for workers, feed, runs in ((0, "auto", cold0), (2, "auto", cold2), (0, "load", cold_load)):
-                cold()
-                with fresh_cache() as cache:
-                    runs.append(run_harness(where, workers, cache, "--multiarch-feed", feed))
+                runs.append(cold_run(where, workers, cold, "--multiarch-feed", feed))
             ensure_pulled()
             cst_t.append(run_cst(cst, config, plan))
             for _ in range(args.pairs):  # -n 0 and -n 2 back to back: their ratio is per pair
-                warm0.append(run_harness(where, 0, warm_cache))
-                warm2.append(run_harness(where, 2, warm_cache))
+                warm0.append(warm_run(where, 0, warm_cache))
+                warm2.append(warm_run(where, 2, warm_cache))
             with Harness(",".join(PLATFORMS)) as h:  # it removes its containers on leaving
                 ceiling.append(suite.engine_ceiling([h.container(t).id for t in h.plan(IMAGE).targets], COMMANDS))
     f = statistics.median(t for t, _ in floor_t)
@@ -595,6 +639,8 @@ def main() -> int:
         f"{os.cpu_count()} CPUs; the harness from {installed.VENV.name}"
     )
     print(tabulate(rows, headers=["measure", "seconds", "ratio", "target"], tablefmt="github"))
+    for said in REPEATED:
+        print(f"run once more after it failed: {said}")
     breakdown(_median_run(cold0), "the median cold -n 0 run")
     if slow_load:
         breakdown(_median_run(slow_load), "the median cold -n 0 run through the slow link, feed load")

@@ -126,6 +126,46 @@ def test_the_first_platform_runs_before_the_last_is_fetched(debian_samples, cold
         assert h.timings.seconds(debian_samples["debian"], str(last.platform))["pull"] > 0
 
 
+RELEASED = """
+import time
+
+import docker
+
+from harness.labels import LABEL_PLATFORM, LABEL_SESSION
+
+
+def running(session):
+    client = docker.from_env()
+    found = client.containers.list(all=True, filters={{"label": f"{{LABEL_SESSION}}={{session}}"}})
+    return {{c.labels.get(LABEL_PLATFORM) for c in found}}
+
+
+def test_uname(container, platform):
+    assert container.run(["uname", "-m"]).exit_code == 0
+    if str(platform) == "{last}":  # the first platform is done: its container goes meanwhile
+        deadline = time.monotonic() + 20
+        while "{first}" in running("{session}") and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert "{first}" not in running("{session}")
+        assert "{last}" in running("{session}")
+"""
+
+
+@pytest.mark.parametrize("workers", ["0", "1"])
+def test_a_platforms_container_goes_once_its_items_are_done(samples, tmp_path_factory, workers, no_leftovers):
+    """Not all at the end: after a platform's last item (at -n 0, or in the xdist worker the
+    scheduler gave the platform to), its container is removed while the next platform's
+    tests run."""
+    # -n 0 runs the platforms in the order given; a worker, the emulated ones first.
+    first, last = ("linux/amd64", "linux/s390x") if workers == "0" else ("linux/s390x", "linux/amd64")
+    session = f"released-{os.getpid()}-{workers}"
+    test = RELEASED.format(first=first, last=last, session=session)
+    where = project(tmp_path_factory, f"released-{workers}", {"test_released.py": test})
+    args = ["--platforms", "linux/amd64,linux/s390x", "-n", workers, "--multiarch-session-id", session]
+    result, _ = run_plugin(where, "--image", samples["good"], *args)
+    assert result.ret == pytest.ExitCode.OK, "\n".join(result.outlines[-40:])
+
+
 def test_loading_from_the_audits_blobs_sends_each_byte_across_the_link_once(
     debian_samples, cold, tmp_path_factory, no_leftovers
 ):

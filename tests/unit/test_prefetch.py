@@ -13,9 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from harness.engine import EngineError, _archive, _count_bytes
+from harness import Harness
+from harness.checks import PASSED, CheckResult
+from harness.engine import NATIVE, EngineError, Mode, _archive, _count_bytes
 from harness.once import Once, waiter
+from harness.planner import Target
+from harness.platform import Platform
 from harness.prefetch import Prefetcher
+from harness.registry import Registry
 from harness.timings import Timings, merge, table
 from plugins.progress import mode_for
 
@@ -255,3 +260,84 @@ def test_progress_is_lines_in_ci_and_as_asked_otherwise(monkeypatch: pytest.Monk
     monkeypatch.setenv("CI", "")
     monkeypatch.setattr("sys.stdout.isatty", lambda: False)
     assert mode_for("auto", pytestconfig) == "lines"
+
+
+# --- checks run ahead of their items ------------------------------------------------------------
+def counted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *outcomes: object) -> tuple[Harness, list[str]]:
+    """A harness whose checks give ``outcomes`` in turn (an exception is raised), and the
+    names they were run for."""
+    harness = Harness("linux/arm64", registry=Registry(tmp_path))
+    runs: list[str] = []
+    left = list(outcomes)
+
+    def run(name: str, target: Target) -> CheckResult:
+        runs.append(name)
+        outcome = left.pop(0) if left else CheckResult(PASSED, f"{name} ran")
+        if isinstance(outcome, Exception):
+            raise outcome
+        assert isinstance(outcome, CheckResult)
+        return outcome
+
+    monkeypatch.setattr(harness, "_check", run)
+    return harness, runs
+
+
+TARGET = Target(
+    "127.0.0.1:5000/samples/good:1.0",
+    "sha256:" + "a" * 64,
+    Platform.parse("linux/arm64"),
+    "sha256:" + "b" * 64,
+    Mode(NATIVE, "test"),
+)
+
+
+def test_a_check_run_ahead_is_what_its_item_reports_and_is_not_run_again(tmp_path, monkeypatch):
+    harness, runs = counted(tmp_path, monkeypatch, CheckResult(PASSED, "ahead"))
+    harness._check_early("uname", TARGET)
+    assert harness.check("uname", TARGET).detail == "ahead"
+    assert runs == ["uname"]
+    assert harness.check("uname", TARGET).detail == "uname ran"  # asked again, run again
+    assert runs == ["uname", "uname"]
+
+
+def test_a_check_whose_item_came_first_is_not_run_ahead_after_it(tmp_path, monkeypatch):
+    harness, runs = counted(tmp_path, monkeypatch)
+    harness.check("elf", TARGET)
+    harness._check_early("elf", TARGET)
+    assert runs == ["elf"]
+
+
+def test_a_check_that_failed_ahead_is_run_again_by_its_item(tmp_path, monkeypatch):
+    """What the background met (an engine that broke off, say) is met again where it is
+    reported: the item's own run is the result."""
+    harness, runs = counted(tmp_path, monkeypatch, EngineError("the engine stopped answering"))
+    harness._check_early("uname", TARGET)
+    assert harness.check("uname", TARGET).detail == "uname ran"
+    assert runs == ["uname", "uname"]
+
+
+def test_an_item_waits_for_its_check_under_way_ahead(tmp_path, monkeypatch):
+    harness = Harness("linux/arm64", registry=Registry(tmp_path))
+    inside, release = threading.Event(), threading.Event()
+    runs: list[str] = []
+
+    def slow(name: str, target: Target) -> CheckResult:
+        runs.append(name)
+        inside.set()
+        assert release.wait(5)
+        return CheckResult(PASSED, "ahead, after a while")
+
+    monkeypatch.setattr(harness, "_check", slow)
+    ahead = threading.Thread(target=harness._check_early, args=("uname", TARGET))
+    ahead.start()
+    assert inside.wait(5)
+    got: list[CheckResult] = []
+    item = threading.Thread(target=lambda: got.append(harness.check("uname", TARGET)))
+    item.start()
+    time.sleep(0.1)
+    assert not got  # waiting, not running it a second time
+    release.set()
+    item.join(5)
+    ahead.join(5)
+    assert [r.detail for r in got] == ["ahead, after a while"]
+    assert runs == ["uname"]
