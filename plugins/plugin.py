@@ -93,6 +93,8 @@ class _XdistHooks:
         it gets the index digests only and finds its own modes."""
         state = state_of(node.config)
         node.workerinput["multiarch_session"] = state.session_id
+        # A worker's own options say no distribution (xdist resets them there): it is told.
+        node.workerinput["multiarch_whole_platforms"] = _whole_platforms(node.config)
         plans: list[ImagePlan] = []
         errors: dict[str, str] = {}
         for ref in state.opts.images:
@@ -337,7 +339,8 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
         return (yield)
     finally:
         done = state.last_items.pop(id(item), None)
-        if state.is_worker and following != _target_of(item) and _whole_platforms(item.config):
+        whole = getattr(item.config, "workerinput", {}).get("multiarch_whole_platforms", False)
+        if whole and following != _target_of(item):
             # The scheduler hands a worker each platform whole (plugins/scheduling.py): the
             # next item is of another platform, so this one's is done here.
             done = _target_of(item)
