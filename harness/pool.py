@@ -145,13 +145,13 @@ class ContainerPool:
         running.stop()
         self._containers.forget(target.key, running)
 
-    def release(self, target: Target) -> None:
-        """Remove ``target``'s shared container now (its platform's items are done), not
-        with the rest at the end; a later use starts another."""
+    def release(self, target: Target) -> Container | None:
+        """Take ``target``'s shared container out of the pool (its platform's items are
+        done): the caller removes it (:meth:`remove`), and a later use starts another."""
         running = self._containers.done(target.key)
         if running is not None:
             self._containers.forget(target.key, running)
-            self._remove(running)
+        return running
 
     def fresh(self, target: Target) -> Container:
         """A container of ``target`` of its own, not shared: the caller stops it."""
@@ -289,6 +289,10 @@ class ContainerPool:
             # The engine may be gone, and its containers with it.
             with contextlib.suppress(EngineError):
                 engine.remove_labelled({LABEL_SESSION: self.session_id, LABEL_PID: str(os.getpid())})
+
+    def remove(self, container: Container) -> None:
+        """Remove a container this pool started, timed as its platform's cleanup."""
+        self._remove(container)
 
     def _remove(self, container: Container) -> None:
         image, platform = self._owners.get(id(container), ("", container.platform))

@@ -470,10 +470,16 @@ class Harness:
     def release(self, target: Target) -> None:
         """Remove ``target``'s shared container in the background: the caller is done with
         its platform (the next platform's tests run meanwhile, and the run's end has one
-        container less to wait for)."""
+        container less to wait for). It leaves the pool at once: a later use, if any,
+        starts another rather than meet this one being removed."""
+        running = self.pool.release(target)
+        if running is None:
+            return
         prefetch = self._prefetcher()
-        if prefetch is not None:
-            prefetch.submit((self._rank(target), 3), functools.partial(self.pool.release, target))
+        if prefetch is None:  # the run is ending: removed here, not left to a sweep that may have run
+            self.pool.remove(running)
+        else:
+            prefetch.submit((self._rank(target), 3), functools.partial(self.pool.remove, running))
 
     def _prefetcher(self) -> Prefetcher | None:
         with self._lock:

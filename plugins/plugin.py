@@ -338,14 +338,18 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     try:
         return (yield)
     finally:
-        done = state.last_items.pop(id(item), None)
-        whole = getattr(item.config, "workerinput", {}).get("multiarch_whole_platforms", False)
-        if whole and following != _target_of(item):
-            # The scheduler hands a worker each platform whole (plugins/scheduling.py): the
-            # next item is of another platform, so this one's is done here.
-            done = _target_of(item)
-        if done is not None:
-            state.harness.release(done)
+        done = [state.last_items.pop(id(item))] if id(item) in state.last_items else []
+        mine = _target_of(item)
+        if mine is not None and getattr(item.config, "workerinput", {}).get("multiarch_whole_platforms"):
+            # The scheduler hands a worker every item of a platform at once, of every image
+            # (plugins/scheduling.py): when the next item is of another platform, each
+            # image's container of this one is done here.
+            ran = state.worker_targets.setdefault(mine.platform, set())
+            ran.add(mine)
+            if following is None or following.platform != mine.platform:
+                done = sorted(state.worker_targets.pop(mine.platform), key=lambda t: t.key)
+        for target in done:
+            state.harness.release(target)
 
 
 # --- results ---------------------------------------------------------------------------------

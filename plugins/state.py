@@ -13,6 +13,7 @@ import pytest
 
 from harness import Harness
 from harness.planner import ImagePlan, Target
+from harness.platform import Platform
 from harness.registry import Registry
 from harness.survey import Survey
 
@@ -53,6 +54,8 @@ class State:
     prepared: bool = False
     #: id() of the last item of each platform this process runs -> its target (not under xdist).
     last_items: dict[int, Target] = field(default_factory=dict)
+    #: In an xdist worker: platform -> the targets of it this worker has run items of.
+    worker_targets: dict[Platform, set[Target]] = field(default_factory=dict)
 
     @property
     def harness(self) -> Harness:
