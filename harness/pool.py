@@ -60,6 +60,10 @@ class ContainerPool:
         self._containers: Once[str, Container] = Once()
         #: id(container) -> (image, platform), for the cleanup's timings.
         self._owners: dict[int, tuple[str, str]] = {}
+        #: id(container) -> a container released (:meth:`release`) and not yet removed:
+        #: :meth:`close` removes what the background work queued for removal and dropped.
+        self._released: dict[int, Container] = {}
+        self._released_lock = threading.Lock()
         self.timings = timings or Timings()
         self.feed = feed
         #: Loads the engine refused (then it pulled): said in the report.
@@ -150,6 +154,8 @@ class ContainerPool:
         done): the caller removes it (:meth:`remove`), and a later use starts another."""
         running = self._containers.done(target.key)
         if running is not None:
+            with self._released_lock:
+                self._released[id(running)] = running
             self._containers.forget(target.key, running)
         return running
 
@@ -282,6 +288,9 @@ class ContainerPool:
             work.close()
         containers = self._containers.values()
         self._containers.clear()
+        with self._released_lock:  # released, and their removal dropped with the queue
+            containers += self._released.values()
+            self._released.clear()
         if containers:
             with ThreadPoolExecutor(max_workers=min(len(containers), CLEANUP_THREADS)) as pool:
                 list(pool.map(self._remove, containers))
@@ -291,7 +300,11 @@ class ContainerPool:
                 engine.remove_labelled({LABEL_SESSION: self.session_id, LABEL_PID: str(os.getpid())})
 
     def remove(self, container: Container) -> None:
-        """Remove a container this pool started, timed as its platform's cleanup."""
+        """Remove a container :meth:`release` gave, timed as its platform's cleanup (unless
+        :meth:`close` has removed it already)."""
+        with self._released_lock:
+            if self._released.pop(id(container), None) is None:
+                return
         self._remove(container)
 
     def _remove(self, container: Container) -> None:

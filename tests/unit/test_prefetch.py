@@ -9,6 +9,7 @@ import json
 import tarfile
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from harness.engine import NATIVE, EngineError, Mode, _archive, _count_bytes
 from harness.once import Once, waiter
 from harness.planner import Target
 from harness.platform import Platform
+from harness.pool import ContainerPool
 from harness.prefetch import Prefetcher
 from harness.registry import Registry
 from harness.timings import Timings, merge, table
@@ -125,6 +127,36 @@ def test_closing_drops_what_is_queued_waits_for_what_runs_and_refuses_more():
     prefetch.submit((0,), lambda: dropped.append("after close"))
     time.sleep(0.1)
     assert not dropped
+
+
+class Stoppable:
+    def __init__(self, platform: str) -> None:
+        self.platform = platform
+        self.stopped = 0
+
+    def stop(self) -> None:
+        self.stopped += 1
+
+
+def test_a_released_container_whose_removal_was_dropped_is_removed_and_timed_at_the_end():
+    pool = ContainerPool(None, None, lambda: Platform.parse("linux/amd64"), "s", 10.0)  # type: ignore[arg-type]
+    targets = [TARGET, replace(TARGET, platform=Platform.parse("linux/s390x"))]
+    containers = [Stoppable(str(t.platform)) for t in targets]
+    for target, container in zip(targets, containers, strict=True):
+        pool._containers.get(target.key, lambda c=container: c)
+        pool._owners[id(container)] = (target.image, container.platform)
+    gate, background = threading.Event(), Prefetcher(1)
+    background.submit((0,), lambda: gate.wait(5))  # the only thread is busy: the removals queue up
+    for target, container in zip(targets, containers, strict=True):
+        assert pool.release(target) is container
+        background.submit((1,), lambda c=container: pool.remove(c))
+    threading.Timer(0.2, gate.set).start()
+    pool.close([], [background])  # what was queued is dropped: the end removes it
+    assert [c.stopped for c in containers] == [1, 1]
+    for target in targets:
+        assert "cleanup" in pool.timings.seconds(target.image, str(target.platform))
+    pool.remove(containers[0])  # a removal that comes late does nothing
+    assert containers[0].stopped == 1
 
 
 def test_a_failure_in_the_background_does_not_stop_the_rest():
