@@ -326,38 +326,39 @@ REPEATED: list[str] = []
 def cold_run(
     where: Path, workers: int, prepare: Callable[[], None], *extra: str, image: str = IMAGE
 ) -> tuple[float, float, dict[str, Any]]:
-    """A harness run from a fresh cache, after ``prepare`` (the engine made cold). A run that
-    fails is run once more, from cold again, and said at the end: the engine here loses an
-    exec's output now and then (moby/moby#27289, docker/docker-py#2042), and one such loss
-    is no reason to throw away the rest of the benchmark; a second failure ends it."""
-    for attempt in (1, 2):
+    """A harness run from a fresh cache, after ``prepare`` (the engine made cold); run once
+    more, from cold again, if it fails (see :func:`_twice`)."""
+
+    def run() -> tuple[float, float, dict[str, Any]]:
         prepare()
         with fresh_cache() as cache:
-            try:
-                return run_harness(where, workers, cache, *extra, image=image)
-            except RunFailed as exc:
-                if attempt == 2:
-                    raise SystemExit(str(exc)) from None
-                print(f"warning: run again once, from cold: {exc}", file=sys.stderr)
-                REPEATED.append(str(exc).splitlines()[0] + ": " + _first_failure(str(exc)))
-    raise AssertionError("unreachable")
+            return run_harness(where, workers, cache, *extra, image=image)
 
-
-def _first_failure(said: str) -> str:
-    return next((line.strip() for line in said.splitlines() if line.startswith("E ")), "")
+    return _twice(run)
 
 
 def warm_run(where: Path, workers: int, cache: Path) -> tuple[float, float, dict[str, Any]]:
-    """A warm harness run, run once more if it fails (see :func:`cold_run`)."""
+    """A warm harness run, run once more if it fails (see :func:`_twice`)."""
+    return _twice(lambda: run_harness(where, workers, cache))
+
+
+def _twice(run: Callable[[], tuple[float, float, dict[str, Any]]]) -> tuple[float, float, dict[str, Any]]:
+    """``run()``, and once more if it fails, said at the end: the engine here loses an
+    exec's output now and then (moby/moby#27289, docker/docker-py#2042), and one such loss
+    is no reason to throw away the rest of the benchmark; a second failure ends it."""
     try:
-        return run_harness(where, workers, cache)
+        return run()
     except RunFailed as exc:
         print(f"warning: run again once: {exc}", file=sys.stderr)
         REPEATED.append(str(exc).splitlines()[0] + ": " + _first_failure(str(exc)))
     try:
-        return run_harness(where, workers, cache)
+        return run()
     except RunFailed as exc:
         raise SystemExit(str(exc)) from None
+
+
+def _first_failure(said: str) -> str:
+    return next((line.strip() for line in said.splitlines() if line.startswith("E ")), "")
 
 
 def _failure(output: str) -> str:

@@ -152,11 +152,11 @@ class ContainerPool:
     def release(self, target: Target) -> Container | None:
         """Take ``target``'s shared container out of the pool (its platform's items are
         done): the caller removes it (:meth:`remove`), and a later use starts another."""
-        running = self._containers.done(target.key)
-        if running is not None:
-            with self._released_lock:
+        with self._released_lock:  # not while close() takes what is left: removed once
+            running = self._containers.done(target.key)
+            if running is not None:
                 self._released[id(running)] = running
-            self._containers.forget(target.key, running)
+                self._containers.forget(target.key, running)
         return running
 
     def fresh(self, target: Target) -> Container:
@@ -286,10 +286,9 @@ class ContainerPool:
         self._closing.set()
         for work in background:
             work.close()
-        containers = self._containers.values()
-        self._containers.clear()
-        with self._released_lock:  # released, and their removal dropped with the queue
-            containers += self._released.values()
+        with self._released_lock:  # and those released whose removal was dropped with the queue
+            containers = self._containers.values() + list(self._released.values())
+            self._containers.clear()
             self._released.clear()
         if containers:
             with ThreadPoolExecutor(max_workers=min(len(containers), CLEANUP_THREADS)) as pool:

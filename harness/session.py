@@ -18,7 +18,7 @@ import subprocess
 import sys
 import threading
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import replace
 from pathlib import Path
@@ -114,8 +114,8 @@ class Harness:
         self.timings = Timings()
         #: How many platforms' layers, pulls and starts :meth:`prepare` runs at once.
         self.parallel = parallel or default_parallel()
-        self._prefetch: Prefetcher | None = None
-        self._aside: Prefetcher | None = None
+        #: The background work, made on first use (:meth:`_background`).
+        self._work: dict[str, Prefetcher] = {}
         self._ranks: dict[str, int] = {}
         #: Target keys whose layers a process of its own is reading (harness.warm).
         self._warming: set[str] = set()
@@ -482,23 +482,22 @@ class Harness:
             prefetch.submit((self._rank(target), 3), functools.partial(self.pool.remove, running))
 
     def _prefetcher(self) -> Prefetcher | None:
-        with self._lock:
-            if self.pool.closed:
-                return None
-            if self._prefetch is None:
-                self._prefetch = Prefetcher(self.parallel)
-            return self._prefetch
+        """``parallel`` threads for the layers, pulls, loads and starts (None once the run ends)."""
+        return self._background("prefetch", lambda: Prefetcher(self.parallel))
 
     def _waiter(self) -> Prefetcher | None:
         """One thread, beside the prefetch, for background work that mostly waits (the first
         container's start, for the engine's answers; a check, for its container or its
         layers): in the prefetch's threads it would hold back the pulls it waits for."""
+        return self._background("aside", lambda: Prefetcher(1, name="multiarch-aside"))
+
+    def _background(self, kind: str, make: Callable[[], Prefetcher]) -> Prefetcher | None:
         with self._lock:
             if self.pool.closed:
                 return None
-            if self._aside is None:
-                self._aside = Prefetcher(1, name="multiarch-aside")
-            return self._aside
+            if kind not in self._work:
+                self._work[kind] = make()
+            return self._work[kind]
 
     def _rank(self, target: Target) -> int:
         """The platform's place in the run: the order it was first prepared in."""
@@ -533,8 +532,7 @@ class Harness:
         the background work is stopped first (what is queued is dropped; a pull or load
         under way breaks off), so that no container starts after the last sweep."""
         with self._lock:
-            background = [b for b in (self._prefetch, self._aside) if b is not None]
-            self._prefetch = self._aside = None
+            background, self._work = list(self._work.values()), {}
             warmers, self._warmers = self._warmers, []
         for warmer in warmers:
             warmer.terminate()
