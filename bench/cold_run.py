@@ -343,9 +343,8 @@ def warm_run(where: Path, workers: int, cache: Path) -> tuple[float, float, dict
 
 
 def _twice(run: Callable[[], tuple[float, float, dict[str, Any]]]) -> tuple[float, float, dict[str, Any]]:
-    """``run()``, and once more if it fails, said at the end: the engine here loses an
-    exec's output now and then (moby/moby#27289, docker/docker-py#2042), and one such loss
-    is no reason to throw away the rest of the benchmark; a second failure ends it."""
+    """``run()``, and once more if it fails, said at the end: one failed run is no reason
+    to throw away the rest of the benchmark (it is printed, and a second failure ends it)."""
     try:
         return run()
     except RunFailed as exc:

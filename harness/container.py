@@ -25,6 +25,7 @@ from testcontainers.core.container import DockerContainer
 
 from .cgroups import cgroup_cpu_file, read_cpu_seconds
 from .errors import MultiarchError
+from .execio import exec_output
 from .labels import LABEL, LABEL_DIGEST, LABEL_IMAGE, LABEL_PID, LABEL_PLATFORM, LABEL_SESSION  # noqa: F401
 
 #: Sleeps far longer than any run while staying within 32-bit time_t.
@@ -167,7 +168,7 @@ class Container:
 
         def go() -> None:
             try:
-                box["output"] = api.exec_start(exec_id, demux=True)
+                box["output"] = exec_output(api, exec_id)
             except BaseException as exc:
                 box["error"] = exc
 

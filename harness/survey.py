@@ -38,6 +38,7 @@ from typing import Any
 
 from . import binfmt
 from .cgroups import cgroup_cpu_file, read_cpu_seconds
+from .execio import exec_output
 from .platform import Platform
 from .tinyelf import EXITS, PROGRAMS
 
@@ -611,8 +612,7 @@ def _exec_cost(api: Any, container_id: str, native: str, cpu_file: Path | None) 
 def _error_of(api: Any, container_id: str, family: str) -> str:
     """Run the program again, attached, for what the engine says about it."""
     exec_id = api.exec_create(container_id, [f"{PROBE_DIR}/{family}"])["Id"]
-    out = api.exec_start(exec_id, demux=True)
-    stdout, stderr = out if isinstance(out, tuple) else (out, None)
+    stdout, stderr = exec_output(api, exec_id)
     text = ((stderr or b"") + (stdout or b"")).decode("utf-8", "replace").strip()
     code = api.exec_inspect(exec_id).get("ExitCode")
     return text or f"exit code {code}"

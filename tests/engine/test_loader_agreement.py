@@ -51,6 +51,7 @@ from enginekit import DEBIAN_PLATFORMS, TOP, sample_refs
 from harness import Harness
 from harness.arch import spec_for
 from harness.container import KEEPALIVE_SECONDS
+from harness.execio import exec_output
 from harness.labels import LABEL_SESSION
 from harness.loader import Closure, Resolver
 from harness.planner import Target
@@ -294,7 +295,7 @@ def run_pair(h: Harness, target: Target, stop: threading.Event) -> Pair:
 
         def run(argv: list[str]) -> tuple[int, str, str]:
             exec_id = client.api.exec_create(container.id, argv)["Id"]
-            out, err = client.api.exec_start(exec_id, demux=True)
+            out, err = exec_output(client.api, exec_id)
             rc = client.api.exec_inspect(exec_id)["ExitCode"]
             return rc, (out or b"").decode("utf-8", "replace"), (err or b"").decode("utf-8", "replace")
 

@@ -302,3 +302,29 @@ def test_an_engine_stopped_mid_run(samples, podman, tmp_path_factory, engine, no
     assert result.ret == pytest.ExitCode.OK
     result.stdout.fnmatch_lines(["removed * containers left by earlier runs that crashed"])
     assert not second.api.containers(all=True, filters={"label": LABEL})
+
+
+def test_output_that_came_with_the_engines_answer_is_not_lost(samples, monkeypatch, no_leftovers):
+    """A command done before this process reads the engine's answer to the exec's start:
+    its output arrives with the answer's headers, in the buffer that read them. docker-py
+    reads past that buffer and finds nothing (docker/docker-py#2042); a busy run meets
+    this now and then. The answer is read late on purpose here, every time."""
+    import http.client
+
+    from harness import Harness
+
+    begin = http.client.HTTPResponse.begin
+
+    def late(response: http.client.HTTPResponse) -> None:
+        time.sleep(0.3)  # the command has ended and its output is on the socket
+        begin(response)
+
+    with Harness("linux/amd64") as h:
+        container = h.container(h.plan(samples["good"]).targets[0])
+        monkeypatch.setattr(http.client.HTTPResponse, "begin", late)
+        for _ in range(3):
+            result = container.run(["echo", "hello"])
+            assert (result.exit_code, result.stdout, result.stderr) == (0, "hello\n", "")
+        result = container.run(["sh", "-c", "echo out; echo err >&2; exit 3"])
+        assert (result.exit_code, result.stdout, result.stderr) == (3, "out\n", "err\n")
+        assert container.run(["uname", "-m"]).stdout == "x86_64\n"
