@@ -278,12 +278,13 @@ class Harness:
         except Exception:  # met again here, where it is reported
             return self._check(name, target)
 
-    def _runs_ahead(self, target: Target) -> bool:
-        """Whether ``target``'s checks may run ahead of their items without changing what the
-        run measures: only on an engine whose containers' CPU time is read here (its own
-        kernel's cgroups). Elsewhere a command's time is its wall time, which anything
-        running beside it (an exec, or this machine's CPU, which may be the engine's VM)
-        would lengthen: the checks then run in their turn."""
+    def _works_beside(self, target: Target) -> bool:
+        """Whether background work may run beside ``target``'s tests (its checks ahead of
+        their items, the removal of a container its platform is done with) without changing
+        what the run measures: only on an engine whose containers' CPU time is read here
+        (its own kernel's cgroups). Elsewhere a command's time is its wall time, which
+        anything running beside it (an exec, a removal, or this machine's CPU, which may be
+        the engine's VM) would lengthen: that work waits for its turn, or the run's end."""
         try:
             return self.engine_for(target.platform).survey().this_kernel
         except EngineError:
@@ -291,7 +292,7 @@ class Harness:
 
     def _check_early(self, name: str, target: Target) -> None:
         key = (name, target.key)
-        if not self._runs_ahead(target):
+        if not self._works_beside(target):
             return
         with self._lock:
             if key in self._taken or key in self._early:
@@ -471,7 +472,10 @@ class Harness:
         """Remove ``target``'s shared container in the background: the caller is done with
         its platform (the next platform's tests run meanwhile, and the run's end has one
         container less to wait for). It leaves the pool at once: a later use, if any,
-        starts another rather than meet this one being removed."""
+        starts another rather than meet this one being removed. On an engine where that
+        removal would lengthen the next tests' times, the container stays to the run's end."""
+        if not self._works_beside(target):
+            return
         running = self.pool.release(target)
         if running is None:
             return

@@ -311,7 +311,7 @@ def counted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *outcomes: object) 
         return outcome
 
     monkeypatch.setattr(harness, "_check", run)
-    monkeypatch.setattr(harness, "_runs_ahead", lambda target: True)  # an engine on this kernel
+    monkeypatch.setattr(harness, "_works_beside", lambda target: True)  # an engine on this kernel
     return harness, runs
 
 
@@ -361,7 +361,7 @@ def test_an_item_waits_for_its_check_under_way_ahead(tmp_path, monkeypatch):
         return CheckResult(PASSED, "ahead, after a while")
 
     monkeypatch.setattr(harness, "_check", slow)
-    monkeypatch.setattr(harness, "_runs_ahead", lambda target: True)
+    monkeypatch.setattr(harness, "_works_beside", lambda target: True)
     ahead = threading.Thread(target=harness._check_early, args=("uname", TARGET))
     ahead.start()
     assert inside.wait(5)
@@ -381,7 +381,21 @@ def test_nothing_runs_ahead_where_a_commands_time_is_its_wall_time(tmp_path, mon
     """An engine not on this kernel (a VM, another host): what ran beside a test would
     lengthen its measured time, so its checks run in their turn."""
     harness, runs = counted(tmp_path, monkeypatch)
-    monkeypatch.setattr(harness, "_runs_ahead", lambda target: False)
+    monkeypatch.setattr(harness, "_works_beside", lambda target: False)
     harness._check_early("uname", TARGET)
     assert runs == []
     assert harness.check("uname", TARGET).detail == "uname ran"
+
+
+def test_a_container_stays_to_the_end_where_its_removal_would_lengthen_the_next_tests(tmp_path, monkeypatch):
+    harness = Harness("linux/arm64", registry=Registry(tmp_path))
+    container = Stoppable("linux/arm64")
+    harness.pool._containers.get(TARGET.key, lambda: container)
+    monkeypatch.setattr(harness, "_works_beside", lambda target: False)  # an engine in a VM, say
+    harness.release(TARGET)
+    assert harness.pool.started(TARGET)
+    monkeypatch.setattr(harness, "_works_beside", lambda target: True)  # an engine on this kernel
+    harness.release(TARGET)
+    assert not harness.pool.started(TARGET)
+    harness.close()
+    assert container.stopped == 1
