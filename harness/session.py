@@ -480,9 +480,7 @@ class Harness:
         if running is None:
             return
         prefetch = self._prefetcher()
-        if prefetch is None:  # the run is ending: removed here, not left to a sweep that may have run
-            self.pool.remove(running)
-        else:
+        if prefetch is not None:  # else the run is ending, and its close() removes it
             prefetch.submit((self._rank(target), 3), functools.partial(self.pool.remove, running))
 
     def _prefetcher(self) -> Prefetcher | None:
