@@ -325,6 +325,25 @@ def _platform_reasons(plat: PlatformResult, run_limit: float | None, gate_limit:
     return out
 
 
+def _refuse_other_platform_digests(src: str, index: Index, tested: Sequence[ImageResult]) -> None:
+    """Each tested platform's manifest, as the report names it, must be the index's entry
+    for that platform: the report states its digests itself (``gate`` judges the report
+    alone), and only here is the index at hand to hold them against."""
+    entries: dict[str, set[str]] = {}
+    for child in index.manifests:
+        if child.platform is not None:
+            entries.setdefault(str(child.platform), set()).add(child.digest)
+    wrong = [
+        f"{image.ref} {name}: the report tested {result.digest}, which is not {src}'s entry for {name}"
+        f" ({', '.join(sorted(entries.get(name, ()))) or 'none'})"
+        for image in tested
+        for name, result in image.platforms.items()
+        if result.digest and result.digest not in entries.get(name, ())
+    ]
+    if wrong:
+        raise GateError("the report does not match the index:\n  " + "\n  ".join(wrong))
+
+
 def promote(
     src: str,
     dest: str,
@@ -360,6 +379,8 @@ def promote(
     ]
     if why:
         raise GateError("the report is not green:\n  " + "\n  ".join(dict.fromkeys(why)))
+    if isinstance(current, Index):
+        _refuse_other_platform_digests(src, current, tested)
     index_bytes = registry.manifest_bytes(src_ref, current.digest)
     if src_ref.repository != dest_ref.repository:
         children = current.manifests if isinstance(current, Index) else ()

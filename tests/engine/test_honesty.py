@@ -244,6 +244,23 @@ def test_promote_compares_digests_not_reference_strings(samples, where, registry
     assert Registry().manifest(Reference.parse(dest)).digest == digest
 
 
+def test_promote_refuses_a_report_whose_platform_digest_is_not_the_index_entry(samples, where, registry, no_leftovers):
+    """The report states each platform's digest itself; promote holds them against the
+    index it tags, so a hand-edited digest is refused there."""
+    run_plugin(where, "--image", samples["good"], "--platforms", PLATFORMS)
+    path = where / "multiarch.json"
+    edited = json.loads(path.read_text())
+    arm64 = next(p for p in edited["images"][0]["platforms"] if p["platform"] == "linux/arm64")
+    arm64["digest"] = "sha256:" + "0" * 64
+    path.write_text(json.dumps(edited))
+    port = registry.rsplit(":", 1)[1]
+    dest = f"127.0.0.1:{port}/samples/good:edited-{os.getpid()}"
+    refused = cli("promote", samples["good"], dest, "--report", str(path), "--require", PLATFORMS)
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert "linux/arm64: the report tested sha256:000" in refused.stderr
+    assert "which is not" in refused.stderr
+
+
 def test_a_run_with_no_engine_says_so_last(samples, where):
     result, _ = run_plugin(
         where, "--image", samples["good"], "--platforms", PLATFORMS, env={"DOCKER_HOST": "unix:///nonexistent.sock"}
