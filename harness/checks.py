@@ -682,12 +682,25 @@ def _pages(ctx: CheckContext, target: Target) -> CheckResult:
     return check_pages(target.platform, ctx.filesystem(target), page, ctx.elf_include, ctx.elf_exclude)
 
 
+def run_again_if_gone(ctx: CheckContext, target: Target, cmd: Sequence[str]) -> CommandResult:
+    """A check's command in ``target``'s shared container. One that stopped under it (a
+    test of the platform, running beside the check, killed it) gave the command no run: it
+    runs once more, in the fresh container that the next command gets. A second stop is
+    the check's to report."""
+    from .container import ContainerGone
+
+    try:
+        return ctx.run(target, cmd)
+    except ContainerGone:
+        return ctx.run(target, cmd)
+
+
 def _uname(ctx: CheckContext, target: Target) -> CheckResult:
     uname = ctx.which(target, "uname")
     if uname is None:
         return CheckResult(SKIPPED, "the image has no uname on its PATH", skip=NO_UNAME)
     try:
-        result = ctx.run(target, [uname, "-m"])
+        result = run_again_if_gone(ctx, target, [uname, "-m"])
     except MultiarchError as exc:  # the engine failed, the command timed out, the container died
         return CheckResult(FAILED, str(exc))
     if result.exit_code != 0:

@@ -45,6 +45,11 @@ class ContainerExited(MultiarchError, RuntimeError):
 #: setup: read init-p: connection reset by peer".
 NOT_STARTED = "waiting for init preliminary setup"
 
+#: How the runtime's own failure to start an exec begins (exit code 126). When the container
+#: was killed as it started one, it goes on "unable to start container process: error
+#: executing setns process: signal: broken pipe": the command never ran.
+RUNTIME_FAILED = b"OCI runtime exec failed"
+
 
 class ContainerGone(MultiarchError, RuntimeError):
     """The container stopped or vanished while in use (killed, removed, out of memory)."""
@@ -186,10 +191,14 @@ class Container:
         except (docker.errors.APIError, requests.ConnectionError) as exc:  # the engine went with the output
             raise self._gone(argv) or exc from exc
         cpu_after = self.cpu_seconds() if cpu_before is not None else None
-        if exit_code is None or exit_code >= 128:  # no exit code, or a signal: was it the container?
-            # A container that is killed or removed SIGKILLs its processes; only then can the
-            # engine lag behind. A command that died of its own signal (SIGILL) waits for nothing.
-            gone = self._gone(argv, settle=0.5 if exit_code in (None, 137) else 0.0)
+        said = (out or b"") + (err or b"")
+        runtime_failed = exit_code == 126 and RUNTIME_FAILED in said
+        if exit_code is None or exit_code >= 128 or runtime_failed:  # was it the container?
+            # A container that is killed or removed SIGKILLs its processes (the runtime's own
+            # among them); only then can the engine lag behind. A command that died of its own
+            # signal (SIGILL), or that could not be run (exec format error), waits for nothing.
+            killed = exit_code in (None, 137) or (runtime_failed and b"signal:" in said)
+            gone = self._gone(argv, settle=0.5 if killed else 0.0)
             if gone is not None:
                 raise gone
         return CommandResult(

@@ -142,3 +142,57 @@ def test_globs_that_leave_nothing_to_audit_fail_naming_them():
     assert got.outcome == FAILED
     assert got.detail.startswith("--elf-include '/usr/lcoal/*' matches no ELF file")
     assert check_elf(P("linux/amd64"), fs_of(entry("etc/motd", b"hello"))).outcome == SKIPPED
+
+
+class _KilledUnder:
+    """A run whose shared container a test beside the check kills under its first ``kills`` commands."""
+
+    elf_include: tuple[str, ...] = ()
+    elf_exclude: tuple[str, ...] = ()
+    strict_elf = False
+
+    def __init__(self, kills: int) -> None:
+        self.kills = kills
+        self.commands: list[tuple[str, ...]] = []
+
+    def which(self, target, name):
+        return f"/bin/{name}"
+
+    def run(self, target, cmd):
+        from harness.container import CommandResult, ContainerGone
+
+        self.commands.append(tuple(cmd))
+        if len(self.commands) <= self.kills:
+            why = f"the container of {target.platform} stopped during the run (exited, exit code 137)"
+            raise ContainerGone(f"$ uname -m: {why}")
+        return CommandResult(tuple(cmd), 0, "aarch64\n", "", 0.01)
+
+    def host_platform(self, platform):
+        return platform
+
+    def calibrate(self, platform, seconds):
+        pass
+
+
+def _uname_under(ctx: _KilledUnder):
+    from harness.checks import builtin
+    from harness.engine import NATIVE, Mode
+    from harness.planner import Target
+
+    target = Target("img", "sha256:" + "a" * 64, P("linux/arm64"), "sha256:" + "b" * 64, Mode(NATIVE, "test"))
+    return builtin("uname").run(ctx, target)
+
+
+def test_uname_runs_once_more_in_a_fresh_container_when_a_test_killed_the_shared_one_under_it():
+    ctx = _KilledUnder(kills=1)
+    got = _uname_under(ctx)
+    assert (got.outcome, got.detail) == (PASSED, "uname -m says aarch64 (natively on linux/arm64)")
+    assert ctx.commands == [("/bin/uname", "-m")] * 2
+
+
+def test_uname_whose_container_stops_twice_fails_with_why():
+    ctx = _KilledUnder(kills=2)
+    got = _uname_under(ctx)
+    assert got.outcome == FAILED
+    assert "stopped during the run (exited, exit code 137)" in got.detail
+    assert len(ctx.commands) == 2
