@@ -633,7 +633,11 @@ class CheckContext(Protocol):
 
     def which(self, target: Target, name: str) -> str | None: ...
 
-    def run(self, target: Target, cmd: Sequence[str]) -> CommandResult: ...
+    def run(self, target: Target, cmd: Sequence[str], *, alone: bool = False) -> CommandResult:
+        """``cmd`` in ``target``'s shared container; ``alone``: with no test's command beside
+        it there, where a check's would count in the test's time (a check runs ahead of its
+        item, beside the platform's tests)."""
+        ...
 
     def host_platform(self, platform: Platform) -> Platform:
         """The platform of the engine that runs ``platform``."""
@@ -683,16 +687,16 @@ def _pages(ctx: CheckContext, target: Target) -> CheckResult:
 
 
 def run_again_if_gone(ctx: CheckContext, target: Target, cmd: Sequence[str]) -> CommandResult:
-    """A check's command in ``target``'s shared container. One that stopped under it (a
-    test of the platform, running beside the check, killed it) gave the command no run: it
-    runs once more, in the fresh container that the next command gets. A second stop is
-    the check's to report."""
+    """A check's command in ``target``'s shared container, alone there. A container that
+    stopped under it (a test of the platform, running beside the check, killed it) gave the
+    command no run: it runs once more, in the fresh container that the next command gets.
+    A second stop is the check's to report."""
     from .container import ContainerGone
 
     try:
-        return ctx.run(target, cmd)
+        return ctx.run(target, cmd, alone=True)
     except ContainerGone:
-        return ctx.run(target, cmd)
+        return ctx.run(target, cmd, alone=True)
 
 
 def _uname(ctx: CheckContext, target: Target) -> CheckResult:

@@ -12,7 +12,7 @@ import os
 import shlex
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,6 +53,38 @@ RUNTIME_FAILED = b"OCI runtime exec failed"
 
 class ContainerGone(MultiarchError, RuntimeError):
     """The container stopped or vanished while in use (killed, removed, out of memory)."""
+
+
+class Turns:
+    """Who may run a command in one container now. Commands share it (a test may run two
+    at once, a server and its client); one run ``alone`` waits until none is running, and
+    none starts until it ends. Its CPU time, and theirs, are read from the container's one
+    cgroup: beside each other, each would count the other's. (Nothing waits for a waiting
+    ``alone``: a test whose one command waits for its other would never end.)"""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._running = 0
+        self._alone = False
+
+    @contextlib.contextmanager
+    def turn(self, alone: bool) -> Iterator[None]:
+        with self._cond:
+            if alone:
+                self._cond.wait_for(lambda: not self._alone and not self._running)
+                self._alone = True
+            else:
+                self._cond.wait_for(lambda: not self._alone)
+                self._running += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                if alone:
+                    self._alone = False
+                else:
+                    self._running -= 1
+                self._cond.notify_all()
 
 
 @dataclass(frozen=True)
@@ -109,6 +141,7 @@ class Container:
         #: The engine runs on this machine's kernel: its cgroups can be read here.
         self._local_kernel = local_kernel
         self._cpu_file: Path | None = None
+        self._turns = Turns()
         self._tc = DockerContainer(pinned, docker_client_kw=docker_client_kw)
         for key, value in (environment or {}).items():
             self._tc.with_env(key, value)
@@ -143,21 +176,25 @@ class Container:
     def id(self) -> str:
         return str(self._tc.get_wrapped_container().id)
 
-    def run(self, cmd: str | Sequence[str], *, user: str = "", timeout: float | None = None) -> CommandResult:
+    def run(
+        self, cmd: str | Sequence[str], *, user: str = "", timeout: float | None = None, alone: bool = False
+    ) -> CommandResult:
         """Run a command in the container. A string is split like a shell would (no shell).
 
         With ``timeout``, a command still running after that many seconds raises
         :class:`CommandTimeout`; the engine cannot stop one exec, so the caller must then
-        throw the container away (the harness does).
+        throw the container away (the harness does). With ``alone``, no other command
+        runs in the container beside it (:class:`Turns`): a check's, beside the tests.
         """
         argv = tuple(shlex.split(cmd)) if isinstance(cmd, str) else tuple(cmd)
         if not argv:
             raise ValueError("container.run() needs a command")
-        result = self._run(argv, user, timeout)
-        if result.exit_code == 126 and NOT_STARTED in result.stdout + result.stderr:
-            # runc lost the handshake with the process it was starting (seen under load with
-            # runc 1.1): the command never ran, so running it again is no second try of it.
+        with self._turns.turn(alone):
             result = self._run(argv, user, timeout)
+            if result.exit_code == 126 and NOT_STARTED in result.stdout + result.stderr:
+                # runc lost the handshake with the process it was starting (seen under load
+                # with runc 1.1): the command never ran, so running it again is no second try.
+                result = self._run(argv, user, timeout)
         return result
 
     def _run(self, argv: tuple[str, ...], user: str, timeout: float | None) -> CommandResult:

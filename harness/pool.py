@@ -119,17 +119,19 @@ class ContainerPool:
         user: str = "",
         timeout: float | None = None,
         container: Container | None = None,
+        alone: bool = False,
     ) -> CommandResult:
         """Run ``cmd`` in ``target``'s container (or the one given) with a timeout scaled to
-        the platform. A command that times out takes its container with it: the next
-        command of that platform gets a fresh one."""
+        the platform (``alone``: as :meth:`harness.container.Container.run`). A command that
+        times out takes its container with it: the next command of that platform gets a
+        fresh one."""
         from .container import CommandTimeout, ContainerGone
 
         factor = self.slowdown_factor(target)
         limit = (timeout if timeout is not None else self.timeout) * factor
         running = container or self.container(target)
         try:
-            result = running.run(cmd, user=user, timeout=limit)
+            result = running.run(cmd, user=user, timeout=limit, alone=alone)
             cpu, wall = self._engine_for(target.platform).exec_cost()
             if result.cpu_s is not None and cpu is not None:
                 return replace(result, inside_s=max(result.cpu_s - cpu, 0.0))

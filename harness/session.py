@@ -351,7 +351,7 @@ class Harness:
             return probing.ProbeResult(failures={"probe": "the image has none of uname, sh and sha256sum"})
 
         def run(argv: Sequence[str]) -> tuple[int, float, str]:
-            result = self.run(target, argv)
+            result = self.run(target, argv, alone=True)
             return result.exit_code, result.own_s, result.stderr or result.stdout
 
         try:
@@ -517,9 +517,10 @@ class Harness:
         user: str = "",
         timeout: float | None = None,
         container: Container | None = None,
+        alone: bool = False,
     ) -> CommandResult:
         """As :meth:`harness.pool.ContainerPool.run`."""
-        return self.pool.run(target, cmd, user=user, timeout=timeout, container=container)
+        return self.pool.run(target, cmd, user=user, timeout=timeout, container=container, alone=alone)
 
     def container(self, target: Target) -> Container:
         """The running container of ``target``, started on first use and then reused."""

@@ -158,7 +158,8 @@ class _KilledUnder:
     def which(self, target, name):
         return f"/bin/{name}"
 
-    def run(self, target, cmd):
+    def run(self, target, cmd, *, alone=False):
+        assert alone
         from harness.container import CommandResult, ContainerGone
 
         self.commands.append(tuple(cmd))
