@@ -13,7 +13,7 @@ import shlex
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -47,44 +47,85 @@ NOT_STARTED = "waiting for init preliminary setup"
 
 #: How the runtime's own failure to start an exec begins (exit code 126). When the container
 #: was killed as it started one, it goes on "unable to start container process: error
-#: executing setns process: signal: broken pipe": the command never ran.
+#: executing setns process: signal: broken pipe": the command never ran, and the engine may
+#: not have marked the container stopped yet.
 RUNTIME_FAILED = b"OCI runtime exec failed"
+
+#: What the runtime says when the image's own file could not be run: the container is fine.
+NOT_RUNNABLE = (
+    b"exec format error",
+    b"permission denied",
+    b"no such file or directory",
+    b"executable file not found",
+    b"not a directory",
+)
 
 
 class ContainerGone(MultiarchError, RuntimeError):
     """The container stopped or vanished while in use (killed, removed, out of memory)."""
 
 
+class TurnsClosed(Exception):
+    """The container is going (a command in it timed out, or it is being removed): a
+    command that waited for its turn there never started."""
+
+
 class Turns:
     """Who may run a command in one container now. Commands share it (a test may run two
     at once, a server and its client); one run ``alone`` waits until none is running, and
     none starts until it ends. Its CPU time, and theirs, are read from the container's one
-    cgroup: beside each other, each would count the other's. (Nothing waits for a waiting
-    ``alone``: a test whose one command waits for its other would never end.)"""
+    cgroup: beside each other, each would count the other's. Nothing waits for a waiting
+    ``alone`` (a test whose one command waits for its other would never end), and it waits
+    at most ``patience`` seconds (a test may leave a command running in a thread of its
+    own): then it runs beside them, and says so."""
 
-    def __init__(self) -> None:
+    def __init__(self, patience: float = 10.0) -> None:
+        self.patience = patience
         self._cond = threading.Condition()
         self._running = 0
         self._alone = False
+        self._closed = False
+        #: Commands waiting for their turn now.
+        self.waiting = 0
+
+    def close(self) -> None:
+        """The container is going: what waits for a turn raises :class:`TurnsClosed`, and
+        nothing starts in it any more."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
 
     @contextlib.contextmanager
-    def turn(self, alone: bool) -> Iterator[None]:
-        with self._cond:
-            if alone:
-                self._cond.wait_for(lambda: not self._alone and not self._running)
-                self._alone = True
-            else:
-                self._cond.wait_for(lambda: not self._alone)
-                self._running += 1
+    def turn(self, alone: bool) -> Iterator[bool]:
+        """A turn to run one command: yields whether it has the container to itself."""
+        took = ""
         try:
-            yield
-        finally:
             with self._cond:
-                if alone:
-                    self._alone = False
+                self.waiting += 1
+                try:
+                    if alone:
+                        free = self._cond.wait_for(
+                            lambda: self._closed or not (self._alone or self._running), self.patience
+                        )
+                    else:
+                        free = self._cond.wait_for(lambda: self._closed or not self._alone)
+                finally:
+                    self.waiting -= 1
+                if self._closed:
+                    raise TurnsClosed
+                if alone and free:
+                    self._alone, took = True, "alone"
                 else:
-                    self._running -= 1
-                self._cond.notify_all()
+                    self._running, took = self._running + 1, "beside"
+            yield took == "alone"
+        finally:
+            if took:
+                with self._cond:
+                    if took == "alone":
+                        self._alone = False
+                    else:
+                        self._running -= 1
+                    self._cond.notify_all()
 
 
 @dataclass(frozen=True)
@@ -189,12 +230,23 @@ class Container:
         argv = tuple(shlex.split(cmd)) if isinstance(cmd, str) else tuple(cmd)
         if not argv:
             raise ValueError("container.run() needs a command")
-        with self._turns.turn(alone):
-            result = self._run(argv, user, timeout)
-            if result.exit_code == 126 and NOT_STARTED in result.stdout + result.stderr:
-                # runc lost the handshake with the process it was starting (seen under load
-                # with runc 1.1): the command never ran, so running it again is no second try.
-                result = self._run(argv, user, timeout)
+        try:
+            with self._turns.turn(alone) as own:
+                try:
+                    result = self._run(argv, user, timeout)
+                    if result.exit_code == 126 and NOT_STARTED in result.stdout + result.stderr:
+                        # runc lost the handshake with the process it was starting (seen under
+                        # load with runc 1.1): the command never ran; running it again is no retry.
+                        result = self._run(argv, user, timeout)
+                except CommandTimeout:
+                    self._turns.close()  # it runs on until the container goes: nothing joins it
+                    raise
+        except TurnsClosed:
+            raise ContainerGone(
+                f"$ {shlex.join(argv)}: the container of {self.platform} was being removed; the command did not start"
+            ) from None
+        if alone and not own:  # it waited its patience out: the CPU time counts the others' too
+            result = replace(result, cpu_s=None)
         return result
 
     def _run(self, argv: tuple[str, ...], user: str, timeout: float | None) -> CommandResult:
@@ -233,9 +285,12 @@ class Container:
         if exit_code is None or exit_code >= 128 or runtime_failed:  # was it the container?
             # A container that is killed or removed SIGKILLs its processes (the runtime's own
             # among them); only then can the engine lag behind. A command that died of its own
-            # signal (SIGILL), or that could not be run (exec format error), waits for nothing.
-            killed = exit_code in (None, 137) or (runtime_failed and b"signal:" in said)
-            gone = self._gone(argv, settle=0.5 if killed else 0.0)
+            # signal (SIGILL), or that the image could not run (exec format error), waits for nothing.
+            if runtime_failed:
+                own_fault = any(why in said for why in NOT_RUNNABLE)
+            else:
+                own_fault = exit_code is not None and exit_code != 137
+            gone = self._gone(argv, settle=0.0 if own_fault else 0.5)
             if gone is not None:
                 raise gone
         return CommandResult(
@@ -290,6 +345,7 @@ class Container:
         return (out + err).decode("utf-8", "replace")
 
     def stop(self) -> None:
+        self._turns.close()  # a command waiting for its turn would start in a container going away
         # It may be gone already, or its engine; the label sweep at the end catches what is left.
         with contextlib.suppress(docker.errors.DockerException, requests.RequestException):
             self._tc.stop(force=True)
