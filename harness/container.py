@@ -45,13 +45,12 @@ class ContainerExited(MultiarchError, RuntimeError):
 #: setup: read init-p: connection reset by peer".
 NOT_STARTED = "waiting for init preliminary setup"
 
-#: How the runtime's own failure to start an exec begins (exit code 126). When the container
-#: was killed as it started one, it goes on "unable to start container process: error
-#: executing setns process: signal: broken pipe": the command never ran, and the engine may
-#: not have marked the container stopped yet.
-RUNTIME_FAILED = b"OCI runtime exec failed"
-
-#: What the runtime says when the image's own file could not be run: the container is fine.
+#: Exit code 126 is a command that did not start. When the container was killed as the
+#: runtime started it, the runtime says so in words of the moment ("OCI runtime exec failed:
+#: ... error executing setns process: signal: broken pipe", "cannot exec in a stopped state",
+#: "task ... not found"), and the engine may not have marked the container stopped yet. What
+#: the runtime (or a shell of the image) says when the image's own file could not be run,
+#: lower-cased: the container is fine, and the 126 is the command's answer.
 NOT_RUNNABLE = (
     b"exec format error",
     b"permission denied",
@@ -241,8 +240,8 @@ class Container:
                 except CommandTimeout:
                     self._turns.close()  # it runs on until the container goes: nothing joins it
                     raise
-        except TurnsClosed:
-            raise ContainerGone(
+        except TurnsClosed:  # said as the container's state says it, if it says
+            raise self._gone(argv) or ContainerGone(
                 f"$ {shlex.join(argv)}: the container of {self.platform} was being removed; the command did not start"
             ) from None
         if alone and not own:  # it waited its patience out: the CPU time counts the others' too
@@ -281,13 +280,12 @@ class Container:
             raise self._gone(argv) or exc from exc
         cpu_after = self.cpu_seconds() if cpu_before is not None else None
         said = (out or b"") + (err or b"")
-        runtime_failed = exit_code == 126 and RUNTIME_FAILED in said
-        if exit_code is None or exit_code >= 128 or runtime_failed:  # was it the container?
+        if exit_code is None or exit_code >= 128 or exit_code == 126:  # was it the container?
             # A container that is killed or removed SIGKILLs its processes (the runtime's own
             # among them); only then can the engine lag behind. A command that died of its own
             # signal (SIGILL), or that the image could not run (exec format error), waits for nothing.
-            if runtime_failed:
-                own_fault = any(why in said for why in NOT_RUNNABLE)
+            if exit_code == 126:  # not started: by the runtime, or by a shell of the image
+                own_fault = any(why in said.lower() for why in NOT_RUNNABLE)
             else:
                 own_fault = exit_code is not None and exit_code != 137
             gone = self._gone(argv, settle=0.0 if own_fault else 0.5)

@@ -59,16 +59,22 @@ def container_on(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Container:
     return made
 
 
-def test_an_exec_the_runtime_could_not_start_in_a_container_being_killed_is_the_containers_stop(monkeypatch):
-    engine = Engine(126, SETNS, stops_after=3)  # the engine says "exited" only at the third look
+@pytest.mark.parametrize(
+    "said",
+    [SETNS, b"cannot exec in a stopped state: unknown\r\n", b"task 3b28577141fe not found: not found\r\n"],
+    ids=["setns", "stopped-state", "task-not-found"],
+)
+def test_an_exec_the_runtime_could_not_start_in_a_container_being_killed_is_the_containers_stop(said, monkeypatch):
+    engine = Engine(126, said, stops_after=3)  # the engine says "exited" only at the third look
     with pytest.raises(ContainerGone, match=r"the container of linux/amd64 stopped during the run \(exited"):
         container_on(engine, monkeypatch).run(["uname", "-m"])
 
 
-def test_a_file_the_image_cannot_run_is_the_commands_answer_at_once(monkeypatch):
-    engine = Engine(126, FORMAT, stops_after=None)
+@pytest.mark.parametrize("said", [FORMAT, b"bash: line 1: ./run.sh: Permission denied\n"], ids=["runtime", "shell"])
+def test_a_file_the_image_cannot_run_is_the_commands_answer_at_once(said, monkeypatch):
+    engine = Engine(126, said, stops_after=None)
     got = container_on(engine, monkeypatch).run(["/app"])
-    assert (got.exit_code, got.stdout) == (126, FORMAT.decode())
+    assert (got.exit_code, got.stdout) == (126, said.decode())
     assert engine.reloads == 1  # looked once, waited for nothing
 
 
