@@ -330,9 +330,8 @@ def _refuse_other_platform_digests(src: str, index: Index, tested: Sequence[Imag
     for that platform: the report states its digests itself (``gate`` judges the report
     alone), and only here is the index at hand to hold them against."""
     entries: dict[str, set[str]] = {}
-    for child in index.manifests:
-        if child.platform is not None:
-            entries.setdefault(str(child.platform), set()).add(child.digest)
+    for child in index.platform_entries:
+        entries.setdefault(str(child.platform), set()).add(child.digest)
     wrong = [
         f"{image.ref} {name}: the report tested {result.digest}, which is not {src}'s entry for {name}"
         f" ({', '.join(sorted(entries.get(name, ()))) or 'none'})"
